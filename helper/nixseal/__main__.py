@@ -1,0 +1,5 @@
+import sys
+
+from nixseal.cli import main
+
+sys.exit(main())

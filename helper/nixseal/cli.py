@@ -1,0 +1,117 @@
+"""Command line: global options, the verb table, error handling.
+
+Each verb lives in its own module exposing
+``add_arguments(parser)`` and ``run(args) -> int``. Only the chosen verb's
+module is imported: ``nixseal install`` runs at every boot and switch, and
+must not pay for the admin verbs' imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from nixseal import __version__
+from nixseal.errors import NixsealError
+
+# verb -> (module, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "install": ("install", "install secrets from a manifest (activation)"),
+    "check-manifest": ("check_manifest", "validate a manifest and the files it names"),
+    "init": ("init", "create secrets/secrets.toml and optionally an admin key"),
+    "host": ("host", "manage hosts in the rules (host add)"),
+    "edit": ("edit", "edit a secret in $EDITOR, in a private tmpfs"),
+    "encrypt": ("encrypt", "encrypt stdin or a file into a secret"),
+    "decrypt": ("decrypt", "decrypt a secret to stdout"),
+    "rekey": ("rekey", "re-encrypt secrets whose recipients differ from the rules"),
+    "rotate": ("rotate", "give secrets new values from their generator or source"),
+    "pull": ("pull", "read 1Password sources and encrypt them"),
+    "check": ("check", "fail when files are missing or encrypted to the wrong keys"),
+    "audit": ("audit", "who can read each secret, and how old it is"),
+    "import-agenix": ("import_agenix", "convert an agenix secrets.nix into the rules"),
+}
+
+# Global options that take a value: needed to find the verb in argv
+# without building every verb's parser.
+_VALUED_GLOBALS = ("--rules", "-i", "--identity", "--log-format")
+
+
+def _chosen_verb(argv: Sequence[str]) -> str | None:
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in _VALUED_GLOBALS:
+            skip = True
+            continue
+        if arg == "--":
+            return None
+        if arg.startswith("-"):
+            continue
+        return arg
+    return None
+
+
+def _verb_module(verb: str) -> ModuleType:
+    return importlib.import_module(f"nixseal.{VERBS[verb][0]}")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nixseal",
+        description="Secrets management for NixOS: age-encrypted secrets in git.",
+    )
+    parser.add_argument("--version", action="version", version=f"nixseal {__version__}")
+    parser.add_argument(
+        "--rules",
+        metavar="PATH",
+        help="rules file (default: nearest secrets/secrets.toml at or above the cwd)",
+    )
+    parser.add_argument(
+        "-i",
+        "--identity",
+        dest="identities",
+        action="append",
+        default=[],
+        metavar="IDENTITY",
+        help="age or OpenSSH key file, op:// reference, or plugin identity file "
+        "(repeatable; default $NIXSEAL_IDENTITY, then ~/.ssh/id_ed25519)",
+    )
+    parser.add_argument(
+        "--log-format", choices=("console", "json"), default="console", help="log output format"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for verb, (_, help_text) in VERBS.items():
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        if only is None or verb == only:
+            _verb_module(verb).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    verb = _chosen_verb(args_list)
+    parser = build_parser(verb if verb in VERBS else None)
+    args = parser.parse_args(args_list)
+
+    from nixseal import log
+
+    log.configure(args.log_format, -1 if args.quiet else args.verbose)
+    try:
+        code: int = _verb_module(args.verb).run(args)
+    except NixsealError as err:
+        print(f"nixseal {args.verb}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"nixseal {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    return code

@@ -1,0 +1,49 @@
+"""The one error hierarchy of nixseal.
+
+Every error the user can cause or meet derives from NixsealError; its
+message is exactly the one line the CLI prints, so it must name what is
+wrong, where, and the fix when there is one. It never carries plaintext.
+"""
+
+from __future__ import annotations
+
+
+class NixsealError(Exception):
+    """Base class: str(err) is what the user sees; exit_code is the status."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        # One line, always: a multi-line message would break log parsers
+        # and the activation output.
+        super().__init__(" ".join(message.split("\n")))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class UsageError(NixsealError):
+    """Bad command line or input that means nothing was done (exit 2)."""
+
+    exit_code = 2
+
+
+class ManifestError(UsageError):
+    """The manifest is malformed; the install did not start."""
+
+
+class RulesError(NixsealError):
+    """The rules file (secrets.toml) or its state file is wrong."""
+
+
+class CryptoError(NixsealError):
+    """A key, recipient or age file could not be used."""
+
+
+class DecryptError(CryptoError):
+    """An age file could not be decrypted (corrupt, truncated, wrong key)."""
+
+
+class OpError(NixsealError):
+    """The 1Password CLI failed; the message carries op's own words."""

@@ -1,0 +1,89 @@
+"""Fixtures shared by every test module.
+
+Area-specific helpers live in the test module that needs them (or a
+``tests/_<area>.py`` module); this file only holds what several areas use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HELPER_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = HELPER_DIR.parent
+NIXPKGS_LIB = Path(os.environ.get("NIXPKGS_LIB", "/opt/nixpkgs-lib"))
+
+
+def _can_unshare() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--mount", "true"], check=False, capture_output=True)
+    return probe.returncode == 0
+
+
+IS_ROOT_NS = _can_unshare()
+
+needs_root = pytest.mark.skipif(
+    not IS_ROOT_NS, reason="needs root and unshare --mount (private mount namespace)"
+)
+needs_age = pytest.mark.skipif(shutil.which("age") is None, reason="needs the age CLI")
+needs_nix = pytest.mark.skipif(
+    shutil.which("nix-instantiate") is None or not (NIXPKGS_LIB / "lib").is_dir(),
+    reason=f"needs nix-instantiate and the nixpkgs lib at NIXPKGS_LIB ({NIXPKGS_LIB})",
+)
+
+
+@dataclass(frozen=True)
+class AgeKey:
+    secret: str
+    public: str
+    path: Path  # identity file holding secret
+
+
+@dataclass(frozen=True)
+class SshKey:
+    private_path: Path
+    public: str  # "ssh-ed25519 AAAA... comment"
+
+
+def make_age_key(directory: Path, name: str = "age-key.txt") -> AgeKey:
+    from nixseal import crypto
+
+    secret, public = crypto.generate_age_identity()
+    path = directory / name
+    path.write_text(f"# created: test\n# public key: {public}\n{secret}\n")
+    path.chmod(0o600)
+    return AgeKey(secret, public, path)
+
+
+def make_ssh_key(directory: Path, kind: str = "ed25519", name: str | None = None) -> SshKey:
+    path = directory / (name or f"ssh_host_{kind}_key")
+    args = ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"test-{kind}", "-f", str(path)]
+    if kind == "rsa":
+        args += ["-b", "2048"]
+    subprocess.run(args, check=True)
+    return SshKey(path, path.with_suffix(".pub").read_text().strip())
+
+
+@pytest.fixture
+def age_key(tmp_path: Path) -> AgeKey:
+    return make_age_key(tmp_path)
+
+
+@pytest.fixture
+def ssh_key(tmp_path: Path) -> SshKey:
+    return make_ssh_key(tmp_path)
+
+
+@pytest.fixture
+def nix_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running Nix 2.x offline from tests."""
+    env = dict(os.environ)
+    env["NIX_CONFIG"] = "experimental-features = nix-command flakes\nsubstituters =\n"
+    env["NIXPKGS_LIB"] = str(NIXPKGS_LIB)
+    return env
