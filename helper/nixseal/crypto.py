@@ -186,3 +186,12 @@ def age_public_key(secret: str) -> str:
         return str(x25519.Identity.from_str(secret.strip()).to_public())
     except pyrage.IdentityError as err:
         raise CryptoError(f"not an age secret key: {err}") from err
+
+
+def decrypt_with_passphrase(data: bytes, passphrase: str, source: str) -> bytes:
+    """Decrypt a passphrase-encrypted age file (``age -p``), e.g. an identity file."""
+    try:
+        result: bytes = pyrage.passphrase.decrypt(data, passphrase)
+    except pyrage.DecryptError as err:
+        raise DecryptError(f"{source}: wrong passphrase or not passphrase-encrypted") from err
+    return result

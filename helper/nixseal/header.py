@@ -32,6 +32,9 @@ class Stanza:
 class Header:
     stanzas: tuple[Stanza, ...]
     armored: bool
+    # The header MAC (base64): unique per encryption, so it identifies one
+    # file version without any key (the state file records it).
+    mac: str = ""
 
     @property
     def ssh_tags(self) -> frozenset[str]:
@@ -96,7 +99,7 @@ def parse_header(data: bytes, source: str) -> Header:
         line = data[pos:end]
         pos = end + 1
         if line.startswith(b"--- ") or line == b"---":
-            return Header(tuple(stanzas), armored)
+            return Header(tuple(stanzas), armored, line[4:].decode("ascii", "replace"))
         if not line.startswith(b"-> "):
             raise CryptoError(f"{source}: corrupt age header (unexpected line)")
         try:

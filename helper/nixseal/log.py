@@ -7,10 +7,43 @@ with fields, never plaintext: secret values must not reach any processor.
 
 from __future__ import annotations
 
+import importlib
 import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
-import structlog
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module until one of its attributes is first used."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+@contextmanager
+def _deferring(*names: str) -> Iterator[None]:
+    placed = [n for n in names if n not in sys.modules]
+    for name in placed:
+        sys.modules[name] = _Deferred(name)
+    try:
+        yield
+    finally:
+        for name in placed:
+            if isinstance(sys.modules.get(name), _Deferred):
+                del sys.modules[name]
+
+
+# Why: `import structlog` also imports structlog.stdlib and .threadlocal,
+# which import asyncio and uuid at the top but use them only inside async
+# methods and helpers we never call. asyncio costs ~30 ms of the ~100 ms
+# budget of `nixseal install`, which runs at every boot and switch; these
+# stand-ins import the real module on first attribute use, if ever.
+with _deferring("asyncio", "uuid"):
+    import structlog
 
 LOG_FORMATS = ("console", "json")
 

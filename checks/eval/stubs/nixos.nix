@@ -1,0 +1,416 @@
+# Stand-ins for the NixOS options nixseal's module reads or writes, declared
+# with the same types and defaults as nixpkgs (nixos/modules/config/
+# users-groups.nix, system/activation/activation-script.nix, system/boot/
+# systemd.nix, services/networking/ssh/sshd.nix, ...), so that evaluating
+# the module against them fails where evaluating it on NixOS would. Only
+# what the module touches is here; it is not NixOS.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption types mkDefault mkIf;
+
+  unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
+  unitOption =
+    let
+      atom = types.oneOf [
+        types.bool
+        types.int
+        types.str
+        types.path
+        types.package
+      ];
+    in
+    types.either atom (types.listOf atom);
+  unitList = mkOption {
+    type = types.listOf unitNameType;
+    default = [ ];
+  };
+
+  serviceTypes = [
+    "exec"
+    "simple"
+    "forking"
+    "oneshot"
+    "dbus"
+    "notify"
+    "notify-reload"
+    "idle"
+  ];
+  serviceConfigType = types.addCheck (types.attrsOf unitOption) (
+    c: !(c ? Type) || builtins.elem c.Type serviceTypes
+  );
+
+  serviceModule = {
+    options = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      description = mkOption {
+        type = types.singleLineStr;
+        default = "";
+      };
+      wantedBy = unitList;
+      requiredBy = unitList;
+      upheldBy = unitList;
+      before = unitList;
+      after = unitList;
+      wants = unitList;
+      requires = unitList;
+      requisite = unitList;
+      partOf = unitList;
+      bindsTo = unitList;
+      conflicts = unitList;
+      onFailure = unitList;
+      unitConfig = mkOption {
+        type = types.attrsOf unitOption;
+        default = { };
+      };
+      serviceConfig = mkOption {
+        type = serviceConfigType;
+        default = { };
+      };
+      restartTriggers = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      reloadTriggers = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      restartIfChanged = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      reloadIfChanged = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      stopIfChanged = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      environment = mkOption {
+        type = types.attrsOf (
+          types.nullOr (
+            types.oneOf [
+              types.str
+              types.path
+              types.package
+            ]
+          )
+        );
+        default = { };
+      };
+      path = mkOption {
+        type = types.listOf (types.either types.package types.str);
+        default = [ ];
+      };
+      script = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      preStart = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      postStart = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      startAt = mkOption {
+        type = types.either types.str (types.listOf types.str);
+        default = [ ];
+      };
+    };
+  };
+
+  # nixpkgs: attrsOf (either str (submodule { deps; text; supportsDryActivation; })),
+  # run sorted by name, each after its deps.
+  snippetType = types.either types.str (
+    types.submodule {
+      options = {
+        deps = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        text = mkOption { type = types.lines; };
+        supportsDryActivation = mkOption {
+          type = types.bool;
+          default = false;
+        };
+      };
+    }
+  );
+
+  # The activation script as nixpkgs assembles it: snippets in dependency
+  # order; in the dry variant, snippets without supportsDryActivation are
+  # left out.
+  activationScript =
+    dry: set:
+    let
+      normal = lib.mapAttrs (
+        name: v:
+        let
+          entry =
+            if builtins.isString v then
+              {
+                deps = [ ];
+                text = v;
+                supportsDryActivation = false;
+              }
+            else
+              v;
+        in
+        {
+          inherit (entry) deps;
+          text = lib.optionalString (entry.text != "" && (!dry || entry.supportsDryActivation)) ''
+            #### Activation script snippet ${name}:
+            ${entry.text}
+          '';
+        }
+      ) set;
+    in
+    lib.concatStrings (lib.textClosureList normal (lib.attrNames normal));
+
+  userModule =
+    { name, config, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.passwdEntry types.str;
+          default = name;
+        };
+        uid = mkOption {
+          type = types.nullOr types.int;
+          default = null;
+        };
+        isSystemUser = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        isNormalUser = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        group = mkOption {
+          type = types.str;
+          default = "";
+        };
+        extraGroups = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        home = mkOption {
+          type = types.passwdEntry types.path;
+          default = "/var/empty";
+        };
+        description = mkOption {
+          type = types.passwdEntry types.str;
+          default = "";
+        };
+        hashedPassword = mkOption {
+          type = types.nullOr (types.passwdEntry types.str);
+          default = null;
+        };
+        hashedPasswordFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+        };
+      };
+      config = mkIf config.isNormalUser {
+        group = mkDefault "users";
+        home = mkDefault "/home/${config.name}";
+      };
+    };
+
+  groupModule =
+    { name, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.passwdEntry types.str;
+          default = name;
+        };
+        gid = mkOption {
+          type = types.nullOr types.int;
+          default = null;
+        };
+        members = mkOption {
+          type = types.listOf (types.passwdEntry types.str);
+          default = [ ];
+        };
+      };
+    };
+
+  usersByScript = !config.services.userborn.enable && !config.systemd.sysusers.enable;
+in
+{
+  options = {
+    assertions = mkOption {
+      type = types.listOf types.unspecified;
+      internal = true;
+      default = [ ];
+    };
+    warnings = mkOption {
+      type = types.listOf types.str;
+      internal = true;
+      default = [ ];
+    };
+
+    networking.hostName = mkOption {
+      type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
+      default = config.system.nixos.distroId;
+    };
+    system.nixos.distroId = mkOption {
+      type = types.str;
+      default = "nixos";
+      internal = true;
+    };
+
+    users.users = mkOption {
+      type = types.attrsOf (types.submodule userModule);
+      default = { };
+    };
+    users.groups = mkOption {
+      type = types.attrsOf (types.submodule groupModule);
+      default = { };
+    };
+
+    systemd.services = mkOption {
+      type = types.attrsOf (types.submodule serviceModule);
+      default = { };
+    };
+    systemd.user.services = mkOption {
+      type = types.attrsOf (types.submodule serviceModule);
+      default = { };
+    };
+    systemd.sysusers.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    services.userborn.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    system.etc.overlay.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    system.nixos-init.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    boot.initrd.systemd.enable = mkOption {
+      type = types.bool;
+      default = true;
+    };
+
+    services.openssh.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    services.openssh.hostKeys = mkOption {
+      type = types.listOf types.attrs;
+      default = [
+        {
+          type = "rsa";
+          bits = 4096;
+          path = "/etc/ssh/ssh_host_rsa_key";
+        }
+        {
+          type = "ed25519";
+          path = "/etc/ssh/ssh_host_ed25519_key";
+        }
+      ];
+    };
+
+    environment.systemPackages = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+    };
+
+    system.activationScripts = mkOption {
+      type = types.attrsOf snippetType;
+      default = { };
+      apply = set: set // { script = activationScript false set; };
+    };
+
+    system.build = mkOption {
+      type = types.submoduleWith {
+        modules = [ { freeformType = types.lazyAttrsOf (types.uniq types.unspecified); } ];
+      };
+      default = { };
+    };
+  };
+
+  config = {
+    users.users.root = {
+      uid = 0;
+      description = "System administrator";
+      home = "/root";
+      group = "root";
+    };
+    users.users.nobody = {
+      uid = 65534;
+      isSystemUser = true;
+      description = "Unprivileged account (don't use!)";
+      group = "nogroup";
+    };
+    users.groups = {
+      root.gid = 0;
+      wheel.gid = 1;
+      tty.gid = 3;
+      keys.gid = 96;
+      users.gid = 100;
+      nogroup.gid = 65534;
+    };
+
+    assertions = lib.concatLists (
+      lib.mapAttrsToList (name: user: [
+        {
+          assertion = user.group != "";
+          message = "users.users.${name}.group is unset. This used to default to\nnogroup, but this is unsafe.";
+        }
+        {
+          assertion = user.group == "" || config.users.groups ? ${user.group} || lib.any (g: g.name == user.group) (lib.attrValues config.users.groups);
+          message = "users.users.${name}.group = \"${user.group}\" names no group in users.groups";
+        }
+        {
+          assertion = name == "root" || (user.isNormalUser != user.isSystemUser);
+          message = "Exactly one of users.users.${name}.isSystemUser and users.users.${name}.isNormalUser must be set.";
+        }
+      ]) config.users.users
+    );
+
+    system.activationScripts = {
+      specialfs = "# mount /proc, /sys, /dev, /run";
+      users =
+        if usersByScript then
+          {
+            supportsDryActivation = true;
+            text = "# update-users-groups";
+          }
+        else
+          "";
+      groups = lib.stringAfter [ "users" ] "# create /home";
+      etc = lib.stringAfter [ "users" "groups" "specialfs" ] "# link /etc";
+    };
+
+    system.build.dryActivationScript = activationScript true (
+      removeAttrs config.system.activationScripts [ "script" ]
+    );
+
+    # As NixOS does for the system closure: building fails on a failed
+    # assertion, and warnings are printed.
+    system.build.toplevel = lib.asserts.checkAssertWarn config.assertions config.warnings (
+      pkgs.runCommand "nixos-system-${config.networking.hostName}" {
+        activate = config.system.activationScripts.script;
+      } "echo faked > $out"
+    );
+  };
+}

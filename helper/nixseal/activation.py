@@ -1,0 +1,312 @@
+"""The activation engine behind `nixseal install`.
+
+One run builds generation N+1 from the manifest, switches symlinkPath to
+it, prunes old generations and works out which units saw a change.
+Every entry (secret or template) ends in one of these states:
+
+- installed: new since the previous generation (or first boot)
+- changed / unchanged: compared by content with the previous generation
+- failed: could not be produced (unreadable, corrupt, wrong key, unknown
+  owner...); it keeps its previous value when the previous generation had
+  one, and the run exits 1
+- removed: in the previous generation, gone from the manifest
+
+An age file whose bytes have not changed since the previous generation is
+not decrypted again: its previous plaintext is reused (hard-linked when
+owner and mode are unchanged). Nothing here ever logs a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from nixseal import generation as gen
+from nixseal.errors import NixsealError
+from nixseal.manifest import Entry, Manifest, Secret, Template
+from nixseal.ownership import Accounts
+from nixseal.render import referenced, render
+from nixseal.restart import Units, collect
+
+RECORD_VERSION = 1
+NO_PENDING: dict[str, list[str]] = {"restart": [], "reload": []}
+
+
+class Outcome:
+    """What one run did (or, with dry_run, would do)."""
+
+    def __init__(self, generation: int, previous: int | None) -> None:
+        self.generation = generation
+        self.previous = previous
+        self.states: dict[str, list[str]] = {}  # state -> entry keys
+        self.units = Units()
+
+    def add(self, state: str, key: str) -> None:
+        self.states.setdefault(state, []).append(key)
+
+    @property
+    def failed(self) -> list[str]:
+        return self.states.get("failed", [])
+
+
+class Activation:
+    def __init__(
+        self, manifest: Manifest, root: str | None, dry_run: bool, mount: bool, log: Any
+    ) -> None:
+        self.m = manifest
+        self.root = root
+        self.dry_run = dry_run
+        self.mount = mount and not manifest.user_mode and os.geteuid() == 0
+        self.log = log
+        self.mount_point = self.rooted(manifest.mount_point)
+        self.symlink = self.rooted(manifest.symlink_path)
+        self.chown = not manifest.user_mode and os.geteuid() == 0
+        self.accounts = None if manifest.user_mode else Accounts(root)
+        self.keys_gid: int | None = None
+        self._identities: list[Any] | None = None
+        self._identity_error = ""
+        self.values: dict[str, bytes] = {}  # secret name -> value, for templates
+        needed = (referenced(t.content, manifest.placeholders) for t in manifest.templates)
+        self.template_inputs = {name for names in needed for name in names}
+        # Per run: the previous generation and its record.
+        self.old_dir: Path | None = None
+        self.record: dict[str, Any] | None = None
+        self.old_entries: dict[str, Any] = {}
+
+    def rooted(self, path: str) -> Path:
+        return Path(self.root + path) if self.root else Path(path)
+
+    def run(self) -> Outcome:
+        lock_fd = None if self.dry_run else gen.lock(self.mount_point)
+        try:
+            out = self._prepare()
+            log = self.log.bind(generation=out.generation)
+            if self.dry_run:
+                log = log.bind(dry_run=True)
+            entries = self._build(out, log)
+            if not self.dry_run:
+                self._commit(out, entries, log)
+            return out
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
+
+    def _prepare(self) -> Outcome:
+        """Mount, find the previous generation, clear what killed runs left."""
+        if self.chown and self.accounts is not None:
+            self.keys_gid = self.accounts.keys_gid()
+        elif not self.m.user_mode:
+            self.log.warning("not running as root: owners and groups are not applied")
+        if self.mount and not self.dry_run:
+            gen.ensure_mounted(self.mount_point, self.m.use_tmpfs, self.keys_gid or 0)
+        elif not self.dry_run:
+            gen.make_dirs(self.mount_point, gen.DIR_MODE, self.keys_gid)
+        previous = gen.current(self.symlink)
+        if previous is not None:
+            self.old_dir = self.mount_point / str(previous)
+            self.record = gen.read_record(self.mount_point, previous)
+            self.old_entries = (self.record or {}).get("entries", {})
+        if not self.dry_run:
+            for number in gen.numbers(self.mount_point):
+                if previous is None or number > previous:
+                    gen.remove(self.mount_point, number)  # left half-built by a killed run
+        number = max([previous or 0, *gen.numbers(self.mount_point)]) + 1
+        if not self.dry_run:
+            gen.make_dirs(self.mount_point / str(number), gen.DIR_MODE, self.keys_gid)
+        return Outcome(number, previous)
+
+    def _build(self, out: Outcome, log: Any) -> dict[str, Any]:
+        """Produce every entry in the new generation; returns its record entries."""
+        gen_dir = self.mount_point / str(out.generation)
+        entries: dict[str, Any] = {}
+        restart: list[str] = []
+        reload: list[str] = []
+        for entry in self.m.entries:
+            state, source, reason = self._install(entry, gen_dir)
+            out.add(state, entry.key)
+            fields = {"kind": entry.kind, "name": entry.name, "path": entry.path}
+            if state == "failed":
+                log.error("failed", **fields, reason=reason, kept_previous=source is not None)
+            else:
+                (log.debug if state == "unchanged" else log.info)(state, **fields)
+            if state in {"installed", "changed"}:
+                restart += entry.restart_units
+                reload += entry.reload_units
+            if state != "failed" or source is not None:
+                entries[entry.key] = {
+                    "rel": entry.rel,
+                    "path": entry.path,
+                    "source": source,
+                    "restartUnits": list(entry.restart_units),
+                    "reloadUnits": list(entry.reload_units),
+                }
+        new_keys = {e.key for e in self.m.entries}
+        for key, old in self.old_entries.items():
+            if key not in new_keys:
+                out.add("removed", key)
+                kind, name = key.split(":", 1)
+                log.info("removed", kind=kind, name=name, path=old.get("path"))
+                restart += old.get("restartUnits", [])
+                reload += old.get("reloadUnits", [])
+        if out.previous is not None:  # first boot: nothing running could hold a value
+            pending = (self.record or {}).get("pending", NO_PENDING)
+            out.units = collect([*restart, *pending["restart"]], [*reload, *pending["reload"]])
+        return entries
+
+    def _commit(self, out: Outcome, entries: dict[str, Any], log: Any) -> None:
+        """Record, switch, link custom paths, prune: the new generation goes live."""
+        pending = {"restart": list(out.units.restart), "reload": list(out.units.reload)}
+        record = {"version": RECORD_VERSION, "entries": entries, "pending": pending}
+        gen.write_record(self.mount_point, out.generation, record)
+        gen.make_dirs(self.symlink.parent, 0o755)
+        gen.place_symlink(self.symlink, self.mount_point, str(out.generation))
+        self._links(entries, out, log)
+        older = [n for n in gen.numbers(self.mount_point) if n < out.generation]
+        keep = set(sorted(older, reverse=True)[: self.m.keep_generations])
+        for n in older:
+            if n not in keep:
+                gen.remove(self.mount_point, n)
+
+    def clear_pending(self, out: Outcome) -> None:
+        """The units were handed over: a later run need not signal them again."""
+        record = gen.read_record(self.mount_point, out.generation)
+        if record is not None and record.get("pending") != NO_PENDING:
+            record["pending"] = NO_PENDING
+            gen.write_record(self.mount_point, out.generation, record)
+
+    # -- one entry ----------------------------------------------------------
+
+    def _old_file(self, entry: Entry) -> Path | None:
+        if self.old_dir is None:
+            return None
+        if self.record is None:
+            return self.old_dir / entry.rel  # a generation without a record (another tool)
+        old = self.old_entries.get(entry.key)
+        return self.old_dir / old["rel"] if old else None
+
+    def _install(self, entry: Entry, gen_dir: Path) -> tuple[str, str | None, str]:
+        """(state, source digest for the record, failure reason)."""
+        old_file = self._old_file(entry)
+        old_source = self.old_entries.get(entry.key, {}).get("source")
+        target = gen_dir / entry.rel
+        try:
+            uid, gid = self._ids(entry)
+            source = None
+            if isinstance(entry, Secret):
+                data = _read(entry.file)
+                source = hashlib.sha256(data).hexdigest()
+                if source == old_source and old_file is not None:
+                    if self._reuse(entry, old_file, target, (uid, gid)):
+                        return "unchanged", source, ""
+                    value = old_file.read_bytes()
+                else:
+                    value = self._decrypt(data, entry)
+                if entry.name in self.template_inputs:
+                    self.values[entry.name] = value
+            else:
+                assert isinstance(entry, Template)
+                value = self._render(entry)
+            state = _compare(value, old_file)
+            if not self.dry_run:
+                gen.make_dirs(target.parent, gen.DIR_MODE, self.keys_gid)
+                gen.write_file(target, value, uid, gid, entry.mode)
+            return state, source, ""
+        except (NixsealError, OSError) as err:
+            reason = str(err) if isinstance(err, NixsealError) else _os_reason(err)
+            return "failed", self._keep_previous(old_file, target, old_source), reason
+
+    def _keep_previous(self, old_file: Path | None, target: Path, source: str | None) -> str | None:
+        """Carry a failed entry's previous file over; its source, or None if there is none."""
+        if old_file is None or not old_file.is_file():
+            return None
+        if not self.dry_run:
+            gen.make_dirs(target.parent, gen.DIR_MODE, self.keys_gid)
+            if not gen.link(old_file, target):
+                return None
+        return source or ""
+
+    def _ids(self, entry: Entry) -> tuple[int | None, int | None]:
+        if self.accounts is None:
+            return None, None
+        uid, gid = self.accounts.resolve(entry.owner, entry.group)  # unknown: fails the entry
+        return (uid, gid) if self.chown else (None, None)
+
+    def _reuse(
+        self, entry: Entry, old_file: Path, target: Path, ids: tuple[int | None, int | None]
+    ) -> bool:
+        """Hard-link an unchanged secret from the previous generation."""
+        if entry.name in self.template_inputs:
+            return False  # its value is needed in memory anyway
+        if not gen.same_owner_mode(old_file, *ids, entry.mode):
+            return False
+        if self.dry_run:
+            return True
+        gen.make_dirs(target.parent, gen.DIR_MODE, self.keys_gid)
+        return gen.link(old_file, target)
+
+    def _decrypt(self, data: bytes, entry: Secret) -> bytes:
+        from nixseal import crypto
+
+        if self._identities is None and not self._identity_error:
+            try:
+                self._identities = crypto.load_identities(
+                    self.m.identity_paths,
+                    lambda path, why: self.log.warning(
+                        "identity skipped", identity=path, reason=why
+                    ),
+                )
+            except NixsealError as err:
+                self._identity_error = str(err)
+        if self._identities is None:
+            raise NixsealError(self._identity_error)
+        return crypto.decrypt(data, self._identities, entry.file)
+
+    def _render(self, entry: Template) -> bytes:
+        names = referenced(entry.content, self.m.placeholders)
+        missing = [n for n in names if n not in self.values]
+        if missing:
+            raise NixsealError(f"secret {missing[0]!r} it uses is not available")
+        return render(entry.content, self.values, self.m.placeholders)
+
+    def _links(self, installed: dict[str, Any], out: Outcome, log: Any) -> None:
+        """Symlinks at custom paths (outside symlinkPath), pointing into symlinkPath."""
+        inside = self.m.symlink_path + "/"
+        wanted = set()
+        for entry in self.m.entries:
+            if entry.path.startswith(inside) or entry.key not in installed:
+                continue
+            wanted.add(entry.path)
+            try:
+                gen.place_symlink(self.rooted(entry.path), self.symlink, entry.rel)
+            except NixsealError as err:
+                out.add("failed", entry.key)
+                log.error("failed", kind=entry.kind, name=entry.name, reason=str(err))
+        for old in self.old_entries.values():
+            path = old.get("path", "")
+            if path and not path.startswith(inside) and path not in wanted:
+                gen.remove_symlink(self.rooted(path), self.symlink, old["rel"])
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:  # noqa: PTH123 (one call per secret: keep it cheap)
+            return f.read()
+    except OSError as err:
+        raise NixsealError(f"{path}: cannot read: {err.strerror}") from err
+
+
+def _compare(value: bytes, old_file: Path | None) -> str:
+    if old_file is None:
+        return "installed"
+    try:
+        old = old_file.read_bytes()
+    except OSError:
+        return "installed"
+    return "unchanged" if old == value else "changed"
+
+
+def _os_reason(err: OSError) -> str:
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"

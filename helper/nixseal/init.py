@@ -1,0 +1,131 @@
+"""nixseal init: create secrets/secrets.toml, and an admin age key if asked.
+
+Never overwrites: an existing rules file or key file is an error and
+nothing is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import getpass
+import os
+from pathlib import Path
+
+from nixseal import crypto
+from nixseal.errors import UsageError
+from nixseal.rules import RULES_DIR, RULES_NAME, display_path, parse_rules, toml_key, toml_string
+
+DEFAULT_KEY = "~/.config/nixseal/admin.key"
+
+_TEMPLATE = """\
+# nixseal rules: who can read which secret. Encrypted files live beside
+# this file as <name>.age. After changing recipients, run `nixseal rekey`;
+# `nixseal check` tells which files are stale.
+version = 1
+
+[admins]  # can read and edit every secret
+{admins}
+# [hosts.web1]
+# key = "ssh-ed25519 AAAA... root@web1"   # nixseal host add web1 /etc/ssh/ssh_host_ed25519_key.pub
+
+# [users.carol]
+# key = "age1..."
+
+# [groups]
+# web = ["web1", "web2"]                  # "@web" in a secret's hosts
+
+# [secrets."grafana/admin-password"]
+# hosts = ["@web"]
+# generator = {{ kind = "password", length = 32 }}
+# rotate_after = "90d"
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "directory", nargs="?", default=".", help="repository root (default: the cwd)"
+    )
+    parser.add_argument(
+        "--admin", metavar="NAME", help="admin name for the key (default: your login name)"
+    )
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--admin-key",
+        metavar="KEY",
+        help="the admin's public key: age1..., ssh-ed25519 ..., or a .pub file "
+        "(default: ~/.ssh/id_ed25519.pub when it exists)",
+    )
+    key.add_argument(
+        "--generate-key",
+        nargs="?",
+        const=DEFAULT_KEY,
+        metavar="PATH",
+        help=f"create a new age identity for the admin at PATH (default {DEFAULT_KEY})",
+    )
+
+
+def public_key_from(value: str) -> str:
+    """A key string, or the first key line of a .pub file."""
+    path = Path(value).expanduser()
+    if not value.startswith(("age1", "ssh-")) and path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                return line.strip()
+        raise UsageError(f"{value}: no public key in file")
+    return value.strip()
+
+
+def generate_key(path: Path) -> str:
+    """Write a new age identity (0600, never overwriting); its public key."""
+    secret, public = crypto.generate_age_identity()
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as err:
+        raise UsageError(f"{path}: already exists; not overwritten") from err
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"# created: {created}\n# public key: {public}\n{secret}\n")
+    return public
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.directory)
+    rules_path = root / RULES_DIR / RULES_NAME
+    if rules_path.exists():
+        raise UsageError(f"{display_path(rules_path)}: already exists; not overwritten")
+    admin = args.admin or getpass.getuser()
+    key_path: Path | None = None
+    if args.admin_key:
+        key: str | None = public_key_from(args.admin_key)
+    elif args.generate_key:
+        key_path = Path(args.generate_key).expanduser().absolute()
+        if key_path.exists():
+            raise UsageError(f"{key_path}: already exists; not overwritten")
+        key = None
+    else:
+        default_pub = Path("~/.ssh/id_ed25519.pub").expanduser()
+        key = public_key_from(str(default_pub)) if default_pub.is_file() else None
+    if key is not None:
+        crypto.parse_recipient(key, "--admin-key")
+    if key_path is not None:
+        key = generate_key(key_path)
+    admins = f"{toml_key(admin)} = {toml_string(key)}\n" if key else '# alice = "age1..."\n'
+    text = _TEMPLATE.format(admins=admins)
+    parse_rules(text, rules_path.absolute())  # the template must always load
+    rules_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(rules_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError as err:
+        raise UsageError(f"{display_path(rules_path)}: already exists; not overwritten") from err
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"created {display_path(rules_path)}")
+    if key_path is not None:
+        print(f"created admin identity {key_path} (public key {key})")
+        print(f"use it with: export NIXSEAL_IDENTITY={key_path}")
+    if key is None:
+        print(f"add an admin key to [admins] in {display_path(rules_path)}")
+    print("next: nixseal host add NAME /etc/ssh/ssh_host_ed25519_key.pub (or its ssh-keyscan)")
+    return 0

@@ -1,0 +1,187 @@
+"""nixseal rekey [NAME...]: re-encrypt files whose recipients differ from the rules.
+
+One process for all files: identities are loaded once (one passphrase or
+PIN prompt), each file is decrypted in memory and replaced atomically. A
+file that cannot be decrypted is reported and skipped; the others proceed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from nixseal import crypto, drift
+from nixseal.errors import NixsealError
+from nixseal.repo import Context, ciphertext_for, store_ciphertext
+from nixseal.rules import Rules, display_path
+
+# Below this many files a run is quick enough not to need progress lines.
+PROGRESS_MIN = 20
+# Below this many files, forking workers costs more than it saves.
+PARALLEL_MIN = 48
+MAX_WORKERS = 8
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these secrets")
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="re-encrypt every file, stale or not"
+    )
+    parser.add_argument(
+        "-n", "--dry-run", action="store_true", help="list what would be re-encrypted"
+    )
+
+
+class Progress:
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = total >= PROGRESS_MIN
+        self.tty = stream.isatty()
+        self.step = max(1, total // 10)
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            end = "\n" if done == self.total else ""
+            print(f"\rrekey: {done}/{self.total}", end=end, file=self.stream, flush=True)
+        elif done % self.step == 0 or done == self.total:
+            print(f"rekey: {done}/{self.total}", file=self.stream, flush=True)
+
+
+@dataclass
+class Plan:
+    todo: list[tuple[str, bytes]] = field(default_factory=list)  # name, ciphertext
+    fresh: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # messages
+
+
+def plan(ctx: Context, names: list[str], force: bool) -> Plan:
+    """Which files to re-encrypt; each file is read once, here."""
+    rules = ctx.rules
+    inspector = drift.Inspector(rules, ctx.state)
+    out = Plan()
+    for name in names:
+        path = rules.file_for(name)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            out.missing.append(name)
+            continue
+        except OSError as err:
+            out.failed.append(f"{display_path(path)}: cannot read: {err.strerror}")
+            continue
+        d = inspector.inspect(name, data)
+        if d.status == drift.CORRUPT:
+            out.failed.append(f"{display_path(path)}: {d.detail}")
+        elif force or d.needs_rekey:
+            out.todo.append((name, data))
+        else:
+            out.fresh.append(name)
+    return out
+
+
+# Set in the parent just before forking workers, inherited by them: pyrage
+# key objects cannot be pickled, and plaintext must not cross processes.
+_WORK: list[tuple[list[crypto.Identity], Rules]] = []
+
+
+def _rekey_one(item: tuple[str, bytes, str]) -> tuple[str, bytes | None, str]:
+    """Decrypt and re-encrypt one file in memory: (name, ciphertext, error)."""
+    name, data, source = item
+    identities, rules = _WORK[0]
+    try:
+        return name, ciphertext_for(rules, name, crypto.decrypt(data, identities, source)), ""
+    except NixsealError as err:
+        return name, None, str(err)
+
+
+def _workers(count: int, identities: list[crypto.Identity]) -> int:
+    # Plugin identities may prompt (PIN, touch): one process talks to the
+    # user. Small batches do not repay the forks.
+    if count < PARALLEL_MIN or any(i.kind == "plugin" for i in identities):
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+def _results(
+    items: list[tuple[str, bytes, str]], workers: int
+) -> Iterator[tuple[str, bytes | None, str]]:
+    if workers == 1:
+        yield from map(_rekey_one, items)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(_rekey_one, items, chunksize=16)
+
+
+def reencrypt(ctx: Context, todo: list[tuple[str, bytes]], failed: list[str]) -> int:
+    """Re-encrypt todo; failures are appended to failed. The number done.
+
+    Crypto runs in forked workers for big batches (each file is decrypted
+    and re-encrypted inside one worker; only ciphertext comes back). Files
+    are replaced one by one, atomically, and synced once at the end.
+    """
+    done = 0
+    progress = Progress(len(todo), sys.stderr)
+    if not todo:
+        return 0
+    identities = ctx.identities()
+    items = [(n, d, display_path(ctx.rules.file_for(n))) for n, d in todo]
+    _WORK[:] = [(identities, ctx.rules)]
+    try:
+        for i, (name, data, error) in enumerate(
+            _results(items, _workers(len(items), identities)), 1
+        ):
+            if data is None:
+                failed.append(error)
+            else:
+                try:
+                    store_ciphertext(ctx, name, data, new_value=False, save=False, durable=False)
+                except (NixsealError, OSError) as err:
+                    failed.append(f"{name}: cannot write: {err}")
+                else:
+                    done += 1
+            progress.update(i)
+    finally:
+        _WORK.clear()
+        # Whatever was re-encrypted before an error or Ctrl-C stays recorded.
+        os.sync()
+        ctx.state.save()
+    return done
+
+
+def run(args: argparse.Namespace) -> int:
+    ctx = Context.from_args(args)
+    names = list(dict.fromkeys(args.names)) or sorted(ctx.rules.secrets)
+    for n in names:
+        ctx.rules.secret(n)
+    p = plan(ctx, names, args.force)
+    for name in p.missing:
+        print(
+            f"warning: {display_path(ctx.rules.file_for(name))} is missing; "
+            f"nothing to rekey (create it: nixseal edit {name})",
+            file=sys.stderr,
+        )
+    if args.dry_run:
+        for name, _ in p.todo:
+            print(name)
+        return 0
+    done = reencrypt(ctx, p.todo, p.failed)
+    for msg in p.failed:
+        print(f"nixseal rekey: error: {msg}; skipped", file=sys.stderr)
+    summary = f"rekeyed {done} of {len(names)} secrets"
+    if p.fresh:
+        summary += f", {len(p.fresh)} already up to date"
+    if p.failed:
+        summary += f", {len(p.failed)} failed"
+    print(summary, file=sys.stderr)
+    return 1 if p.failed else 0

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from _admin import Repo, make_repo
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.org",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.org",
+}
+
+
+def git(repo: Repo, *args: str, date: str | None = None) -> None:
+    env = dict(os.environ, **GIT_ENV)
+    if date:
+        env["GIT_COMMITTER_DATE"] = env["GIT_AUTHOR_DATE"] = date
+    subprocess.run(["git", *args], cwd=repo.root, env=env, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    r = make_repo(tmp_path)
+    r.write_rules({"db": ["web1"], "tls": [], "old": []})
+    text = r.rules.read_text()
+    text = text.replace('[secrets."db"]\n', '[secrets."db"]\nrotate_after = "30d"\n')
+    text = text.replace('[secrets."old"]\n', '[secrets."old"]\nrotate_after = "90d"\n')
+    r.rules.write_text(text)
+    for n in ("db", "tls", "old"):
+        r.encrypt(n, b"v")
+    return r
+
+
+def set_rotated(repo: Repo, name: str, when: str) -> None:
+    path = repo.secrets / "secrets.state.json"
+    doc = json.loads(path.read_text())
+    doc["secrets"][name]["rotated"] = when
+    path.write_text(json.dumps(doc))
+
+
+def test_table_lists_readers_rotation_and_findings(repo: Repo) -> None:
+    set_rotated(repo, "db", "2020-01-01T00:00:00Z")
+    r = repo.run("audit")
+    assert r.code == 0
+    lines = {line.split()[0]: line for line in r.text.splitlines() if line}
+    assert "admins:alice hosts:web1" in lines["db"]
+    assert "2020-01-01" in lines["db"] and "30d" in lines["db"]
+    assert "rotate_after is 30d" in lines["db"]
+    assert lines["tls"].endswith("ok")
+    assert "1 finding(s) in 3 secrets" in r.text
+
+
+def test_json_and_strict(repo: Repo) -> None:
+    r = repo.run("audit", "--json", "--strict")
+    assert r.code == 0
+    doc = json.loads(r.out)
+    db = {s["name"]: s for s in doc["secrets"]}["db"]
+    assert db["readers"][0] == {
+        "kind": "admin",
+        "name": "alice",
+        "key": repo.admin.public,
+        "verified": True,
+    }
+    assert db["readers"][1]["name"] == "web1" and db["readers"][1]["verified"] is True
+    assert db["overdue"] is False and db["rotate_after"] == "30d" and db["age_days"] == 0
+    set_rotated(repo, "db", "2020-01-01T00:00:00Z")
+    r = repo.run("audit", "--json", "--strict")
+    assert r.code == 1
+    db = {s["name"]: s for s in json.loads(r.out)["secrets"]}["db"]
+    assert db["overdue"] is True and db["age_days"] > 365
+
+
+def test_stale_and_missing_files_are_findings(repo: Repo) -> None:
+    repo.age_file("tls").unlink()
+    repo.host("web2")
+    text = repo.rules.read_text().replace('hosts = ["web1"]', 'hosts = ["web1", "web2"]')
+    web2 = repo.hosts["web2"].public
+    text = text.replace('[secrets."db"]\n', f'[hosts.web2]\nkey = "{web2}"\n[secrets."db"]\n')
+    repo.rules.write_text(text)
+    r = repo.run("audit", "--json", "--strict")
+    assert r.code == 1
+    by = {s["name"]: s for s in json.loads(r.out)["secrets"]}
+    assert "not encrypted to host web2" in by["db"]["findings"]
+    assert by["db"]["readers"][2] == {
+        "kind": "host",
+        "name": "web2",
+        "key": by["db"]["readers"][2]["key"],
+        "verified": False,
+    }
+    assert by["tls"]["findings"] == ["secrets/tls.age is missing"]
+    table = repo.run("audit").text
+    assert "web2!" in table
+
+
+def test_last_change_from_git_and_age_fallback(repo: Repo) -> None:
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one", date="2021-03-04T05:06:07+00:00")
+    repo.encrypt("tls", b"new")
+    git(repo, "commit", "-qam", "two", date="2022-05-06T07:08:09+00:00")
+    doc = json.loads(repo.run("audit", "--json").out)
+    by = {s["name"]: s for s in doc["secrets"]}
+    assert by["old"]["last_change"].startswith("2021-03-04T05:06:07")
+    assert by["tls"]["last_change"].startswith("2022-05-06T07:08:09")
+    # no recorded rotation: the value's age falls back to the last commit
+    path = repo.secrets / "secrets.state.json"
+    state = json.loads(path.read_text())
+    del state["secrets"]["old"]["rotated"]
+    path.write_text(json.dumps(state))
+    by = {s["name"]: s for s in json.loads(repo.run("audit", "--json").out)["secrets"]}
+    assert by["old"]["age_basis"] == "git" and by["old"]["overdue"] is True
+
+
+def test_outside_git_last_change_is_unknown(repo: Repo) -> None:
+    doc = json.loads(repo.run("audit", "--json").out)
+    assert all(s["last_change"] is None for s in doc["secrets"])

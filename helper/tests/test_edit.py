@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _admin import Repo, make_repo
+
+from nixseal.edit import MEMORY_FS, filesystem_type
+
+EDITOR = f"""#!{sys.executable}
+import json, os, stat, sys, time
+path = sys.argv[-1]
+log = os.environ["EDIT_LOG"]
+action = os.environ.get("EDIT_ACTION", "keep")
+info = {{
+    "file": path,
+    "dir_mode": stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode),
+    "file_mode": stat.S_IMODE(os.stat(path).st_mode),
+    "pid": os.getpid(),
+}}
+if action != "hang":
+    info["content"] = open(path, "rb").read().decode()
+with open(log, "w") as f:
+    json.dump(info, f)
+if action.startswith("replace:"):
+    with open(path, "wb") as f:
+        f.write(action[len("replace:"):].encode())
+elif action == "fail":
+    sys.exit(3)
+elif action == "hang":
+    with open(path, "wb") as f:
+        f.write(os.environ["EDIT_TYPED"].encode())
+    open(log + ".ready", "w").close()
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def shm_dir() -> Iterator[Path]:
+    if not Path("/dev/shm").is_dir() or filesystem_type(Path("/dev/shm")) not in MEMORY_FS:
+        pytest.skip("needs /dev/shm on tmpfs")
+    d = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="nixseal-test-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
+    r = make_repo(tmp_path)
+    r.write_rules({"db": ["web1"], "new/one": []})
+    editor = tmp_path / "editor.py"
+    editor.write_text(EDITOR)
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDIT_LOG", str(tmp_path / "editor.log"))
+    monkeypatch.setenv("NIXSEAL_TMPDIR", str(shm_dir))
+    return r
+
+
+def editor_log(tmp_path: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((tmp_path / "editor.log").read_text())
+    return data
+
+
+def test_edit_changes_value_in_private_tmpfs_dir(
+    repo: Repo, tmp_path: Path, shm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.encrypt("db", b"old value")
+    monkeypatch.setenv("EDIT_ACTION", "replace:new value")
+    r = repo.run("edit", "db")
+    assert r.code == 0, r.err
+    assert repo.decrypt("db") == b"new value"
+    log = editor_log(tmp_path)
+    assert log["content"] == "old value"
+    assert log["dir_mode"] == 0o700 and log["file_mode"] == 0o600
+    edited = Path(str(log["file"]))
+    assert edited.parent.parent == shm_dir
+    assert not edited.parent.exists()
+    assert list(shm_dir.iterdir()) == []
+
+
+def test_unchanged_content_is_not_reencrypted(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo.encrypt("db", b"same")
+    before = repo.age_file("db").read_bytes()
+    monkeypatch.setenv("EDIT_ACTION", "keep")
+    r = repo.run("edit", "db")
+    assert r.code == 0 and "unchanged, not re-encrypted" in r.err
+    assert repo.age_file("db").read_bytes() == before
+
+
+def test_new_secret_is_created_from_the_rules(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDIT_ACTION", "replace:fresh")
+    r = repo.run("edit", "new/one")
+    assert r.code == 0, r.err
+    assert editor_log(tmp_path)["content"] == ""
+    assert repo.decrypt("new/one") == b"fresh"
+    assert repo.run("check", "new/one").code == 0
+    r = repo.run("edit", "not-in-rules")
+    assert r.code == 1 and 'add a [secrets."not-in-rules"]' in r.err
+
+
+def test_failing_editor_changes_nothing(
+    repo: Repo, shm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.encrypt("db", b"keep me")
+    before = repo.age_file("db").read_bytes()
+    monkeypatch.setenv("EDIT_ACTION", "fail")
+    r = repo.run("edit", "db")
+    assert r.code == 1 and "editor exited with status 3" in r.err
+    assert repo.age_file("db").read_bytes() == before
+    assert list(shm_dir.iterdir()) == []
+
+
+def test_refuses_a_directory_on_persistent_disk(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if filesystem_type(tmp_path) in MEMORY_FS:
+        pytest.skip("the test's temporary directory is itself on tmpfs")
+    repo.encrypt("db", b"v")
+    monkeypatch.setenv("NIXSEAL_TMPDIR", str(tmp_path))
+    r = repo.run("edit", "db")
+    assert r.code == 2 and "no tmpfs or ramfs directory" in r.err and "NIXSEAL_TMPDIR" in r.err
+
+
+def _contains(root: Path, needle: bytes) -> list[Path]:
+    hits = []
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            try:
+                if needle in p.read_bytes():
+                    hits.append(p)
+            except OSError:
+                pass
+    return hits
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_during_edit_leaves_no_plaintext(
+    repo: Repo, tmp_path: Path, shm_dir: Path, sig: signal.Signals
+) -> None:
+    repo.encrypt("db", b"original plaintext")
+    before = repo.age_file("db").read_bytes()
+    env = dict(os.environ, EDIT_ACTION="hang", EDIT_TYPED="half-typed secret")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nixseal", "-i", str(repo.admin.path), "edit", "db"],
+        cwd=repo.root,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    ready = tmp_path / "editor.log.ready"
+    deadline = time.monotonic() + 20
+    while not ready.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "editor never started"
+        time.sleep(0.02)
+    editor_pid = int(editor_log(tmp_path)["pid"])  # type: ignore[call-overload]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + sig
+    assert b"nothing saved" in err
+    assert list(shm_dir.iterdir()) == []
+    assert repo.age_file("db").read_bytes() == before
+    for needle in (b"original plaintext", b"half-typed secret"):
+        assert _contains(tmp_path, needle) == []
+        assert _contains(shm_dir, needle) == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(editor_pid, 0)

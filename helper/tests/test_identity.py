@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import pytest
+from _admin import Repo, make_repo, run_cli
+from conftest import AgeKey, make_age_key
+
+from nixseal import crypto, identity
+from nixseal.errors import CryptoError, DecryptError, OpError
+
+
+@pytest.fixture(scope="module")
+def locked_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[AgeKey, bytes]:
+    """An age identity and its file encrypted with a passphrase (scrypt: slow, made once)."""
+    key = make_age_key(tmp_path_factory.mktemp("locked"))
+    return key, pyrage.passphrase.encrypt(key.path.read_bytes(), "correct horse")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    r = make_repo(tmp_path)
+    r.write_rules({f"s{i}": ["web1"] for i in range(5)})
+    for i in range(5):
+        r.encrypt(f"s{i}", f"value {i}".encode())
+    return r
+
+
+def test_specs_order_cli_then_env_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIXSEAL_IDENTITY", "/env/key")
+    assert identity.identity_specs(["/cli/key"]) == ["/cli/key"]
+    assert identity.identity_specs([]) == ["/env/key"]
+    monkeypatch.delenv("NIXSEAL_IDENTITY")
+    assert identity.identity_specs([]) == ["~/.ssh/id_ed25519"]
+
+
+def test_passphrase_identity_asked_once_for_a_whole_rekey(
+    repo: Repo,
+    locked_key: tuple[AgeKey, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    key, blob = locked_key
+    repo.admin = key
+    repo.write_rules({f"s{i}": ["web1"] for i in range(5)})
+    for i in range(5):
+        repo.encrypt(f"s{i}", f"value {i}".encode())
+    locked = tmp_path / "admin.key.age"
+    locked.write_bytes(blob)
+    asked: list[str] = []
+    monkeypatch.setattr(identity, "_tty_prompt", lambda m: asked.append(m) or "correct horse")
+    repo.host("web2")
+    repo.write_rules({f"s{i}": ["web1", "web2"] for i in range(5)})
+    r = run_cli("-i", str(locked), "rekey", cwd=repo.root)
+    assert r.code == 0, r.err
+    assert asked == [f"passphrase for {locked}: "]  # once for all five files
+    assert "rekeyed 5 of 5" in r.err
+
+
+def test_wrong_passphrase_fails_cleanly(
+    locked_key: tuple[AgeKey, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(identity, "_PASSPHRASE_TRIES", 1)
+    cb = identity.TerminalCallbacks(lambda m: "nope")
+    with pytest.raises(DecryptError, match=r"k\.age: wrong passphrase"):
+        identity.identities_from_data(locked_key[1], "k.age", lambda m: "nope", cb)
+
+
+def test_age_file_encrypted_to_keys_is_not_an_identity(tmp_path: Path) -> None:
+    key = make_age_key(tmp_path)
+    data = crypto.encrypt(b"x", [crypto.parse_recipient(key.public, "t")])
+    cb = identity.TerminalCallbacks(lambda m: "")
+    with pytest.raises(CryptoError, match="only be passphrase-encrypted"):
+        identity.identities_from_data(data, "k.age", lambda m: "", cb)
+
+
+def test_op_reference_is_read_through_op_read_identity(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+
+    def read(ref: str) -> bytes:
+        reads.append(ref)
+        if ref.endswith("/missing"):
+            raise OpError(f'"missing" isn\'t a field in the item ({ref})')
+        return repo.admin.path.read_bytes()
+
+    fake = types.ModuleType("nixseal.op")
+    fake.read_identity = read  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "nixseal.op", fake)
+    import nixseal
+
+    monkeypatch.setattr(nixseal, "op", fake, raising=False)
+    r = run_cli("-i", "op://Infra/nixseal admin/key", "decrypt", "s3", cwd=repo.root)
+    assert (r.code, r.out) == (0, b"value 3")
+    assert reads == ["op://Infra/nixseal admin/key"]
+    r = run_cli("-i", "op://Infra/x/missing", "decrypt", "s3", cwd=repo.root)
+    assert r.code == 1 and "isn't a field" in r.err
+
+
+def test_plugin_lines_go_to_the_named_plugin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[tuple[str, list[str], str]] = []
+
+    def fake_plugin(name: str, lines: list[str], callbacks: Any, source: str) -> list[Any]:
+        calls.append((name, list(lines), source))
+        assert isinstance(callbacks, identity.TerminalCallbacks)
+        return [crypto.Identity(source, object())]
+
+    monkeypatch.setattr(crypto, "plugin_identities", fake_plugin)
+    age = make_age_key(tmp_path)
+    line = "AGE-PLUGIN-YUBIKEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+    f = tmp_path / "id.txt"
+    f.write_text(f"# yubikey slot 1\n{line}\n{age.secret}\n")
+    found = identity.load([str(f)], prompt=lambda m: "")
+    assert calls == [("yubikey", [line], str(f))]
+    assert len(found) == 2 and found[1].kind == "age"
+
+
+def test_plugin_pin_is_asked_once_per_run() -> None:
+    asked: list[str] = []
+    cb = identity.TerminalCallbacks(lambda m: asked.append(m) or "123456")
+    assert cb.request_passphrase("Enter PIN for YubiKey") == "123456"
+    assert cb.request_passphrase("Enter PIN for YubiKey") == "123456"
+    assert len(asked) == 1
+    answers = iter(["yes", "no", ""])
+    cb = identity.TerminalCallbacks(lambda m: next(answers))
+    assert [cb.confirm("Touch?", "yes", "no") for _ in range(3)] == [True, False, True]
+
+
+def test_unreadable_identity_is_an_error_naming_it(repo: Repo, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not a key\n")
+    r = run_cli("-i", str(bad), "decrypt", "s1", cwd=repo.root)
+    assert r.code == 1 and str(bad) in r.err and "not an age identity" in r.err

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from _admin import run_cli
+from conftest import make_ssh_key
+
+from nixseal import crypto
+from nixseal.rules import load_rules
+
+
+def test_init_with_generated_admin_key(tmp_path: Path) -> None:
+    key = tmp_path / "keys" / "admin.key"
+    r = run_cli("init", "--admin", "alice", "--generate-key", str(key), cwd=tmp_path)
+    assert r.code == 0, r.err
+    rules = load_rules(tmp_path / "secrets" / "secrets.toml")
+    ids = crypto.load_identity_file(key)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert rules.admins == {"alice": crypto.age_public_key(key.read_text().splitlines()[-1])}
+    assert ids[0].kind == "age"
+    assert f"NIXSEAL_IDENTITY={key}" in r.text
+
+
+def test_init_never_overwrites(tmp_path: Path) -> None:
+    assert run_cli("init", "--admin", "a", "--generate-key", "k", cwd=tmp_path).code == 0
+    rules = tmp_path / "secrets" / "secrets.toml"
+    before = rules.read_text(), (tmp_path / "k").read_text()
+    r = run_cli("init", cwd=tmp_path)
+    assert r.code == 2 and "secrets/secrets.toml: already exists; not overwritten" in r.err
+    rules.unlink()
+    r = run_cli("init", "--generate-key", "k", cwd=tmp_path)
+    assert r.code == 2 and "already exists" in r.err
+    assert not rules.exists()
+    assert (tmp_path / "k").read_text() == before[1]
+
+
+def test_init_with_ssh_public_key_file(tmp_path: Path) -> None:
+    ssh = make_ssh_key(tmp_path, name="id_ed25519")
+    r = run_cli("init", "--admin", "bob", "--admin-key", f"{ssh.private_path}.pub", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert load_rules(tmp_path / "secrets" / "secrets.toml").admins == {"bob": ssh.public}
+
+
+def test_init_defaults_to_the_users_ssh_key_or_a_placeholder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "w1"
+    work.mkdir()
+    r = run_cli("init", "--admin", "carol", cwd=work)
+    assert r.code == 0 and "add an admin key" in r.text
+    assert load_rules(work / "secrets" / "secrets.toml").admins == {}
+    ssh = make_ssh_key(home / ".ssh", name="id_ed25519")
+    work2 = tmp_path / "w2"
+    work2.mkdir()
+    assert run_cli("init", "--admin", "carol", cwd=work2).code == 0
+    assert load_rules(work2 / "secrets" / "secrets.toml").admins == {"carol": ssh.public}
+
+
+def test_bad_admin_key_is_rejected(tmp_path: Path) -> None:
+    r = run_cli("init", "--admin-key", "age1nope", cwd=tmp_path)
+    assert r.code == 1 and "--admin-key: bad recipient" in r.err
+    assert not (tmp_path / "secrets").exists()

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _admin import Repo, age_decrypt, make_repo, run_cli
+from conftest import make_age_key, needs_age
+
+from nixseal import crypto
+from nixseal.header import parse_header, ssh_key_tag
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    r = make_repo(tmp_path)
+    r.write_rules({"a": ["web1"], "b": ["web1"], "c": []})
+    for n in "abc":
+        r.encrypt(n, f"value {n}".encode())
+    return r
+
+
+def snapshot(repo: Repo) -> dict[str, bytes]:
+    return {n: repo.age_file(n).read_bytes() for n in "abc"}
+
+
+def test_nothing_stale_touches_nothing(repo: Repo) -> None:
+    before = snapshot(repo)
+    r = repo.run("rekey")
+    assert r.code == 0 and "rekeyed 0 of 3 secrets, 3 already up to date" in r.err
+    assert snapshot(repo) == before
+
+
+def test_only_stale_files_are_reencrypted(repo: Repo) -> None:
+    before = snapshot(repo)
+    repo.host("web2")
+    repo.write_rules({"a": ["web1", "web2"], "b": ["web1"], "c": []})
+    assert repo.run("rekey", "-n").out == b"a\n"
+    r = repo.run("rekey")
+    assert r.code == 0, r.err
+    after = snapshot(repo)
+    assert after["a"] != before["a"]
+    assert after["b"] == before["b"] and after["c"] == before["c"]
+    tags = parse_header(after["a"], "a").ssh_tags
+    assert ssh_key_tag(repo.hosts["web2"].public) in tags
+    assert repo.run("check").code == 0
+
+
+def test_force_reencrypts_everything(repo: Repo) -> None:
+    before = snapshot(repo)
+    r = repo.run("rekey", "--force")
+    assert r.code == 0 and "rekeyed 3 of 3" in r.err
+    after = snapshot(repo)
+    assert all(after[n] != before[n] for n in "abc")
+    assert [repo.decrypt(n) for n in "abc"] == [b"value a", b"value b", b"value c"]
+
+
+def test_removed_host_loses_access(repo: Repo) -> None:
+    repo.write_rules({"a": [], "b": ["web1"], "c": []})
+    assert repo.run("rekey").code == 0
+    data = repo.age_file("a").read_bytes()
+    assert parse_header(data, "a").ssh_tags == frozenset()
+    host_ids = crypto.load_identity_file(repo.hosts["web1"].private_path)
+    with pytest.raises(crypto.DecryptError):
+        crypto.decrypt(data, host_ids, "a")
+
+
+def test_new_admin_key_detected_through_state_and_added(repo: Repo, tmp_path: Path) -> None:
+    bob = make_age_key(tmp_path, "bob.txt")
+    text = repo.rules.read_text().replace("[admins]\n", f'[admins]\nbob = "{bob.public}"\n')
+    repo.rules.write_text(text)
+    assert repo.run("check").code == 1
+    r = repo.run("rekey")
+    assert "rekeyed 3 of 3" in r.err
+    assert run_cli("-i", str(bob.path), "decrypt", "b", cwd=repo.root).out == b"value b"
+
+
+def test_undecryptable_files_are_skipped_and_the_rest_proceed(repo: Repo, tmp_path: Path) -> None:
+    stranger = make_age_key(tmp_path, "stranger.txt")
+    repo.age_file("a").write_bytes(
+        crypto.encrypt(b"foreign", [crypto.parse_recipient(stranger.public, "t")])
+    )
+    good = repo.age_file("b").read_bytes()
+    repo.age_file("b").write_bytes(good[:-30])  # truncated payload, header intact
+    repo.age_file("c").write_bytes(b"garbage")
+    repo.write_rules({"a": ["web1"], "b": ["web1"], "c": [], "d": ["web1"]})
+    repo.encrypt("d", b"value d")
+    repo.host("web2")
+    repo.write_rules({n: ["web1", "web2"] for n in "abcd"})
+    r = repo.run("rekey")
+    assert r.code == 1
+    assert "secrets/a.age: no identity matches" in r.err
+    assert "secrets/b.age: truncated or corrupt" in r.err
+    assert "secrets/c.age: not an age file" in r.err
+    assert "rekeyed 1 of 4 secrets, 3 failed" in r.err
+    assert repo.age_file("c").read_bytes() == b"garbage"
+    assert (
+        ssh_key_tag(repo.hosts["web2"].public)
+        in parse_header(repo.age_file("d").read_bytes(), "d").ssh_tags
+    )
+
+
+def test_progress_on_stderr_for_many_files(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    names = [f"s{i:02}" for i in range(30)]
+    repo.write_rules({n: [] for n in names})
+    for n in names:
+        repo.encrypt(n, n.encode())
+    r = repo.run("rekey", "--force")
+    assert "rekey: 30/30" in r.err
+    assert "rekey: 3/30" in r.err
+
+
+def test_unknown_name_is_an_error(repo: Repo) -> None:
+    r = repo.run("rekey", "zzz")
+    assert r.code == 1 and "no secret 'zzz'" in r.err
+
+
+@needs_age
+def test_age_cli_reads_rekeyed_files_with_the_new_host_key(repo: Repo) -> None:
+    repo.host("web2")
+    repo.write_rules({"a": ["web2"], "b": ["web1"], "c": []})
+    assert repo.run("rekey").code == 0
+    assert age_decrypt(repo.hosts["web2"].private_path, repo.age_file("a")) == b"value a"

@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+
+import pytest
+from conftest import make_age_key, make_ssh_key
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nixseal.errors import RulesError
+from nixseal.rules import Generator, check_secret_name, find_rules, load_rules, parse_rules
+
+AGE1 = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+AGE2 = "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg"
+SSH1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKV1n6zQ9nPH5u0fP1S3G8ZcNfUuxnNk3mZPkvF4fJgV root@web1"
+SSH2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl root@web2"
+
+FULL = f"""
+version = 1
+[admins]
+alice = "{AGE1}"
+[hosts.web1]
+key = "{SSH1}"
+[hosts.web2]
+key = "{SSH2}"
+[users.carol]
+key = "{AGE2}"
+[groups]
+web = ["web1", "web2"]
+all = ["@web"]
+[secrets."grafana/admin-password"]
+hosts = ["@web", "web1"]
+users = ["carol"]
+generator = {{ kind = "password", length = 40 }}
+rotate_after = "90d"
+[secrets.tls]
+hosts = ["web2"]
+source = "op://Infra/tls/key"
+armor = true
+"""
+
+
+def rules_at(tmp_path: Path, text: str) -> Path:
+    d = tmp_path / "secrets"
+    d.mkdir(exist_ok=True)
+    (d / "secrets.toml").write_text(text)
+    return d / "secrets.toml"
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(RulesError) as err:
+        load_rules(rules_at(tmp_path, text))
+    return str(err.value)
+
+
+def test_full_example_loads(tmp_path: Path) -> None:
+    rules = load_rules(rules_at(tmp_path, FULL))
+    s = rules.secrets["grafana/admin-password"]
+    assert s.hosts == ("web1", "web2")
+    assert s.users == ("carol",)
+    assert s.generator == Generator("password", 40)
+    assert s.rotate_after == datetime.timedelta(days=90)
+    assert rules.groups["all"] == ("web1", "web2")
+    refs = rules.recipients_for("grafana/admin-password")
+    assert [(r.kind, r.name) for r in refs] == [
+        ("admin", "alice"),
+        ("host", "web1"),
+        ("host", "web2"),
+        ("user", "carol"),
+    ]
+    tls = rules.secrets["tls"]
+    assert tls.source == "op://Infra/tls/key" and tls.armor and tls.generator is None
+    assert rules.file_for("grafana/admin-password") == rules.dir / "grafana/admin-password.age"
+
+
+def test_malformed_toml_names_line_and_column(tmp_path: Path) -> None:
+    msg = error_of(tmp_path, "version = 1\n[admins]\nalice = = 3\n")
+    assert "secrets/secrets.toml: malformed TOML" in msg
+    assert "line 3, column" in msg
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ('colour = "x"', "unknown top-level key 'colour'"),
+        (f'[hosts.web1]\nkey = "{SSH1}"\nport = 22', "[hosts.web1] port: unknown key"),
+        (
+            '[secrets.a]\nhosts = ["web9"]',
+            "[secrets.\"a\"] hosts: unknown host 'web9'; add [hosts.web9]",
+        ),
+        ('[secrets.a]\nhosts = ["@db"]', "[secrets.\"a\"] hosts: unknown group '@db'"),
+        ('[secrets.a]\nusers = ["dave"]', "[secrets.\"a\"] users: unknown user 'dave'"),
+        ("[secrets.a]\ncolour = 1", '[secrets."a"] colour: unknown key'),
+        ('[groups]\ndb = ["nohost"]', "[groups] db: unknown host 'nohost'"),
+        ('[groups]\na = ["@b"]\nb = ["@a"]', "group cycle"),
+        ('[hosts.web1]\nkey = "ssh-ed25519 AAAAnotbase64!"', "[hosts.web1] key: bad recipient"),
+        ('[users.bob]\nkey = "age1xyz"', "[users.bob] key: bad recipient"),
+        ('[secrets.a]\ngenerator = "uuid"', "[secrets.\"a\"] generator: unknown kind 'uuid'"),
+        (
+            '[secrets.a]\ngenerator = { kind = "age", length = 3 }',
+            "generator.length: age keys have a fixed size",
+        ),
+        (
+            '[secrets.a]\ngenerator = "hex"\nsource = "op://v/i/f"',
+            "generator or a source, not both",
+        ),
+        ('[secrets.a]\nsource = "op://v"', "source: bad reference"),
+        ('[secrets.a]\nrotate_after = "soon"', "rotate_after: bad duration 'soon'"),
+        ('[secrets.a]\narmor = "yes"', "armor: must be true or false"),
+        ("version = 2", "only version 1 is known"),
+    ],
+)
+def test_bad_rules_name_file_table_and_key(tmp_path: Path, snippet: str, expected: str) -> None:
+    admins = f'[admins]\nalice = "{AGE1}"\n'
+    # top-level keys must come before the first table
+    text = admins + snippet if snippet.startswith("[") else snippet + "\n" + admins
+    msg = error_of(tmp_path, text + "\n")
+    assert msg.startswith("secrets/secrets.toml: ") or msg.startswith(str(tmp_path))
+    assert expected in msg
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs", "a//b", "a/./b", "a/../../b", "", "sp ace", "a/"])
+def test_hostile_secret_names_are_rejected(tmp_path: Path, name: str) -> None:
+    text = f'[admins]\nalice = "{AGE1}"\n[secrets."{name}"]\n'
+    assert "bad secret name" in error_of(tmp_path, text)
+
+
+def test_real_keys_are_accepted(tmp_path: Path) -> None:
+    age = make_age_key(tmp_path)
+    rsa = make_ssh_key(tmp_path, "rsa")
+    text = f'[admins]\na = "{age.public}"\nb = "{rsa.public}"\n[secrets.x]\n'
+    rules = load_rules(rules_at(tmp_path, text))
+    assert len(rules.recipients_for("x")) == 2
+
+
+def test_find_rules_from_subdirectories(tmp_path: Path) -> None:
+    path = rules_at(tmp_path, FULL)
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    assert find_rules(deep) == path
+    assert find_rules(path.parent) == path
+    with pytest.raises(RulesError, match="nixseal init"):
+        find_rules(tmp_path.parent.parent / "nonexistent-dir-for-test")
+
+
+def test_unknown_secret_is_named_with_fix(tmp_path: Path) -> None:
+    rules = load_rules(rules_at(tmp_path, FULL))
+    with pytest.raises(RulesError, match=r'no secret .db.; add a \[secrets."db"\]'):
+        rules.file_for("db")
+
+
+# --- property-based tests -------------------------------------------------
+
+_segment = st.from_regex(r"[A-Za-z0-9._-]{1,12}", fullmatch=True).filter(
+    lambda s: s not in (".", "..")
+)
+_names = st.lists(_segment, min_size=1, max_size=4).map("/".join)
+_host_names = st.lists(
+    st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True), min_size=1, max_size=4, unique=True
+)
+_KEYS = [SSH1, SSH2, AGE2]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    names=st.lists(_names, min_size=1, max_size=5, unique=True), hosts=_host_names, data=st.data()
+)
+def test_generated_rules_round_trip(
+    tmp_path: Path, names: list[str], hosts: list[str], data: st.DataObject
+) -> None:
+    lines = ["version = 1", "[admins]", f'alice = "{AGE1}"']
+    for i, h in enumerate(hosts):
+        lines += [f"[hosts.{h}]", f'key = "{_KEYS[i % len(_KEYS)]}"']
+    group = data.draw(st.lists(st.sampled_from(hosts), unique=True), label="group")
+    lines += ["[groups]", "g = [" + ", ".join(f'"{h}"' for h in group) + "]"]
+    expected: dict[str, set[str]] = {}
+    for n in names:
+        chosen = data.draw(st.lists(st.sampled_from([*hosts, "@g"]), unique=True), label=n)
+        lines += [f'[secrets."{n}"]', "hosts = [" + ", ".join(f'"{h}"' for h in chosen) + "]"]
+        expected[n] = {x for h in chosen for x in (group if h == "@g" else [h])}
+    rules = parse_rules("\n".join(lines) + "\n", tmp_path / "secrets.toml")
+    assert set(rules.secrets) == set(names)
+    for n in names:
+        assert set(rules.secrets[n].hosts) == expected[n]
+        assert rules.file_for(n).resolve().is_relative_to(tmp_path.resolve())
+        keys = {r.key for r in rules.recipients_for(n)}
+        assert AGE1 in keys
+        assert len(keys) == len(rules.recipients_for(n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_is_rules_or_a_rules_error(text: str) -> None:
+    try:
+        parse_rules(text, Path("/r/secrets/secrets.toml"))
+    except RulesError as err:
+        assert "\n" not in str(err)
+        assert "secrets.toml" in str(err)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab./-_ \x00\\", max_size=20))
+def test_secret_names_accepted_only_when_inside_the_dir(name: str) -> None:
+    ok = re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", name) is not None and all(
+        seg not in (".", "..") for seg in name.split("/")
+    )
+    try:
+        check_secret_name(name, "t")
+    except RulesError:
+        assert not ok
+    else:
+        assert ok
+        base = Path("/base")
+        assert (base / f"{name}.age").resolve().is_relative_to(base)

@@ -1,0 +1,248 @@
+# Per-user secrets for home-manager: encrypted to the user's own key in the
+# rules file, decrypted with the user's identity by a systemd user unit
+# running `nixseal install` in user mode, into $XDG_RUNTIME_DIR (`%r`).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib)
+    mkOption
+    mkIf
+    types
+    literalExpression
+    literalMD
+    attrValues
+    optional
+    optionals
+    concatMap
+    ;
+
+  cfg = config.nixseal;
+  manifestLib = import ../lib/manifest.nix { inherit lib; };
+  rulesLib = import ../lib/rules.nix { inherit lib; };
+  optionsLib = import ../lib/options.nix { inherit lib; };
+
+  rules = if cfg.rules == null then null else rulesLib.read cfg.rules;
+  rulesDir = dirOf cfg.rules;
+  forUser = rulesLib.forUser rules cfg.userName;
+
+  secretType = types.submodule (
+    { name, config, ... }:
+    {
+      options = optionsLib.secretOptions {
+        inherit name config;
+        fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
+        fileDefaultText = literalExpression ''"''${dirOf config.nixseal.rules}/''${name}.age"'';
+        pathPrefix = cfg.symlinkPath;
+        pathPrefixText = "\${config.nixseal.symlinkPath}";
+      };
+    }
+  );
+
+  templateType = types.submodule (
+    { name, config, ... }:
+    {
+      options = optionsLib.templateOptions {
+        inherit name config;
+        pathPrefix = "${cfg.symlinkPath}/rendered";
+        pathPrefixText = "\${config.nixseal.symlinkPath}/rendered";
+      };
+    }
+  );
+
+  # User mode neither chowns nor resolves names: every file belongs to the
+  # user running the unit (group null: the owner's primary group).
+  owned = map (
+    e:
+    e
+    // {
+      owner = config.home.username;
+      group = null;
+    }
+  );
+  secrets = owned (attrValues cfg.secrets);
+  templates = owned (attrValues cfg.templates);
+
+  manifest = manifestLib.build {
+    settings = {
+      inherit (cfg)
+        mountPoint
+        symlinkPath
+        keepGenerations
+        identityPaths
+        ;
+      useTmpfs = false;
+      userMode = true;
+      restartListPath = null;
+      reloadListPath = null;
+    };
+    inherit secrets templates;
+  };
+
+  manifestFile = pkgs.writeText "nixseal-manifest-${config.home.username}.json" (
+    builtins.toJSON manifest
+  );
+
+  rulesFile = toString cfg.rules;
+  ruleProblems = optionals (rules != null) (
+    let
+      fromRules = builtins.filter (s: s.file == rulesDir + "/${s.name}.age") secrets;
+    in
+    optional (
+      fromRules != [ ] && !forUser.known
+    ) "nixseal.userName: user \"${cfg.userName}\" is not in [users] of the rules file ${rulesFile}: add [users.${cfg.userName}] with the user's key, or set nixseal.userName to the user's name there"
+    ++ concatMap (
+      s:
+      optional (
+        !(forUser.given ? ${s.name})
+      ) "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to user \"${cfg.userName}\": add \"${cfg.userName}\" to users of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\""
+    ) fromRules
+  );
+
+  problems =
+    manifestLib.hostileProblems {
+      kind = "nixseal.secrets";
+      entries = secrets;
+      allowRuntimeDir = true;
+    }
+    ++ manifestLib.hostileProblems {
+      kind = "nixseal.templates";
+      entries = templates;
+      allowRuntimeDir = true;
+    }
+    ++ manifestLib.duplicatePathProblems (
+      map (s: {
+        option = "nixseal.secrets.\"${s.name}\".path";
+        inherit (s) path;
+      }) secrets
+      ++ map (t: {
+        option = "nixseal.templates.\"${t.name}\".path";
+        inherit (t) path;
+      }) templates
+    )
+    ++ manifestLib.templateProblems {
+      kind = "nixseal.templates";
+      inherit templates;
+      known = manifest.placeholders;
+    }
+    ++ ruleProblems;
+in
+{
+  options.nixseal = {
+    secrets = mkOption {
+      type = types.attrsOf secretType;
+      default = { };
+      example = literalExpression ''{ "carol/github-token" = { }; }'';
+      description = "This user's secrets, by name.";
+    };
+    templates = mkOption {
+      type = types.attrsOf templateType;
+      default = { };
+      description = "Files rendered from text holding placeholders of this user's secrets.";
+    };
+    placeholder = mkOption {
+      type = types.attrsOf types.str;
+      readOnly = true;
+      default = lib.mapAttrs (_: s: manifestLib.placeholderFor s.name) cfg.secrets;
+      defaultText = literalMD "a placeholder string for every secret in `nixseal.secrets`";
+      description = "Placeholder strings for templates, by secret name.";
+    };
+    rules = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = literalExpression "./secrets/secrets.toml";
+      description = ''
+        The rules file. When set, a secret's `file` defaults to
+        `<rules dir>/<name>.age`, and the build fails when a declared secret
+        is not given to `nixseal.userName` there.
+      '';
+    };
+    userName = mkOption {
+      type = types.str;
+      default = config.home.username;
+      defaultText = literalExpression "config.home.username";
+      description = "This user's name in the `[users]` of the rules file.";
+    };
+    rulesSecrets = mkOption {
+      type = types.listOf types.str;
+      readOnly = true;
+      default = if rules == null then [ ] else forUser.names;
+      defaultText = literalMD "the secrets the rules file gives `nixseal.userName`";
+      description = "Names of the secrets the rules file gives this user.";
+    };
+    declareRulesSecrets = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Declare every secret the rules file gives this user (`nixseal.rulesSecrets`).";
+    };
+    identityPaths = mkOption {
+      type = types.listOf types.path;
+      default = [ "${config.home.homeDirectory}/.ssh/id_ed25519" ];
+      defaultText = literalExpression ''[ "''${config.home.homeDirectory}/.ssh/id_ed25519" ]'';
+      description = "The user's private keys (OpenSSH ed25519/rsa or age identity files), tried in order.";
+    };
+    package = mkOption {
+      type = types.package;
+      default =
+        pkgs.nixseal
+          or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's homeManagerModules.nixseal (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
+      defaultText = literalExpression "pkgs.nixseal";
+      description = "The nixseal package whose helper installs the secrets.";
+    };
+    manifest = mkOption {
+      type = types.attrs;
+      readOnly = true;
+      default = manifest;
+      defaultText = literalMD "built from the options above";
+      description = "The manifest handed to `nixseal install` by the user unit, as data.";
+    };
+    manifestFile = mkOption {
+      type = types.package;
+      readOnly = true;
+      default = manifestFile;
+      defaultText = literalMD "the manifest as a JSON file in the store";
+      description = "The manifest file the user unit installs from.";
+    };
+  }
+  // optionsLib.commonSettings {
+    mountPointDefault = "%r/secrets.d";
+    symlinkPathDefault = "%r/secrets";
+  };
+
+  config = lib.mkMerge [
+    {
+      nixseal.secrets = mkIf cfg.declareRulesSecrets (lib.genAttrs cfg.rulesSecrets (_: { }));
+    }
+    (mkIf (cfg.secrets != { } || cfg.templates != { }) {
+      assertions =
+        map (message: {
+          assertion = false;
+          inherit message;
+        }) problems
+        ++ [
+          {
+            assertion = cfg.identityPaths != [ ];
+            message = "nixseal.identityPaths is empty: list the user's key files there";
+          }
+        ];
+
+      # A new manifest changes ExecStart, so home-manager's switch restarts
+      # the unit; it also runs at every login.
+      systemd.user.services.nixseal = {
+        Unit = {
+          Description = "Install nixseal secrets of ${config.home.username}";
+          X-Restart-Triggers = [ "${manifestFile}" ];
+        };
+        Service = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = "${cfg.package}/bin/nixseal install --manifest ${manifestFile}";
+        };
+        Install.WantedBy = [ "default.target" ];
+      };
+    })
+  ];
+}

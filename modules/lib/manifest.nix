@@ -1,0 +1,173 @@
+# The manifest (v1) is built here, from evaluated options, and nowhere else:
+# the NixOS module and the home-manager module both hand their settings to
+# `build`. Also here: the checks both modules turn into assertions, written
+# to cost one pass over the secrets (hosts with thousands of secrets must
+# evaluate quickly, so no per-secret scans of all secrets).
+{ lib }:
+let
+  inherit (lib)
+    concatMap
+    filter
+    attrNames
+    filterAttrs
+    groupBy
+    length
+    elem
+    isList
+    listToAttrs
+    nameValuePair
+    splitString
+    ;
+
+  # Placeholders are readable so that templates kept in files (which cannot
+  # interpolate Nix values) can name secrets too.
+  placeholderFor = name: "<nixseal:${name}>";
+
+  # A Nix path is copied into the store, as a real build does, so the
+  # encrypted file travels with the system closure; a string is kept as
+  # given (a file that is already on the target host).
+  fileString =
+    file:
+    if builtins.isPath file then
+      "${builtins.path {
+        path = file;
+        name = lib.strings.sanitizeDerivationName (baseNameOf file);
+      }}"
+    else
+      toString file;
+
+  nameSegment = "[A-Za-z0-9._-]+";
+
+  # DESIGN.md: relative paths of [A-Za-z0-9._-] segments joined by "/",
+  # never "." or ".." segments, never absolute.
+  goodName =
+    name:
+    builtins.match "${nameSegment}(/${nameSegment})*" name != null
+    && !(lib.any (seg: seg == "." || seg == "..") (splitString "/" name));
+
+  goodPath =
+    allowRuntimeDir: path:
+    builtins.match (if allowRuntimeDir then "(/|%r/)[^\n]*[^/\n]" else "/[^\n]*[^/\n]") path != null
+    && !(elem ".." (splitString "/" path));
+
+  # Names of placeholders used in a template's content.
+  placeholdersIn =
+    content: map (m: lib.head m) (filter isList (builtins.split "<nixseal:([^>\n]*)>" content));
+
+  secretEntry = s: {
+    inherit (s)
+      name
+      path
+      mode
+      owner
+      group
+      restartUnits
+      reloadUnits
+      ;
+    file = fileString s.file;
+  };
+
+  templateContent =
+    t:
+    if t.content != null then
+      t.content
+    else if t.file != null then
+      builtins.readFile t.file
+    else
+      "";
+
+  templateEntry = t: {
+    inherit (t)
+      name
+      path
+      mode
+      owner
+      group
+      restartUnits
+      reloadUnits
+      ;
+    content = templateContent t;
+  };
+in
+{
+  inherit
+    placeholderFor
+    fileString
+    goodName
+    goodPath
+    placeholdersIn
+    ;
+
+  # settings: mountPoint symlinkPath keepGenerations useTmpfs identityPaths
+  # userMode restartListPath reloadListPath; secrets and templates: lists of
+  # evaluated submodule values.
+  build =
+    {
+      settings,
+      secrets,
+      templates ? [ ],
+    }:
+    {
+      version = 1;
+      inherit (settings)
+        mountPoint
+        symlinkPath
+        keepGenerations
+        useTmpfs
+        userMode
+        restartListPath
+        reloadListPath
+        ;
+      # Never copy a private key into the store: identities stay strings.
+      identityPaths = map toString settings.identityPaths;
+      secrets = map secretEntry secrets;
+      templates = map templateEntry templates;
+      placeholders = listToAttrs (map (s: nameValuePair s.name (placeholderFor s.name)) secrets);
+    };
+
+  # Messages for entries whose name or path is unsafe. `kind` is the option
+  # set ("nixseal.secrets"), `entries` evaluated submodule values.
+  hostileProblems =
+    {
+      kind,
+      entries,
+      allowRuntimeDir ? false,
+    }:
+    concatMap (
+      e:
+      lib.optional (!goodName e.name) "${kind}.\"${e.name}\".name: \"${e.name}\" is not a safe secret name: use relative paths of [A-Za-z0-9._-] segments joined by \"/\", without \".\" or \"..\" segments"
+      ++ lib.optional (!goodPath allowRuntimeDir e.path) "${kind}.\"${e.name}\".path: \"${e.path}\" is not a safe path: use an absolute path${lib.optionalString allowRuntimeDir " (or one starting with %r/)"} without \"..\" segments, newlines or a trailing \"/\""
+    ) entries;
+
+  # Messages naming every path claimed by more than one secret or template.
+  # entries: list of { option; path; } where option names the option to fix.
+  duplicatePathProblems =
+    entries:
+    let
+      byPath = groupBy (e: e.path) entries;
+      dups = filterAttrs (_: es: length es > 1) byPath;
+    in
+    map (
+      path:
+      "nixseal: path \"${path}\" is used by ${lib.concatMapStringsSep " and " (e: e.option) dups.${path}}: give each its own path"
+    ) (attrNames dups);
+
+  # Messages for templates whose placeholders name secrets not in `known`
+  # (an attrset of secret names).
+  templateProblems =
+    {
+      kind,
+      templates,
+      known,
+    }:
+    concatMap (
+      t:
+      map (
+        name:
+        "${kind}.\"${t.name}\": placeholder for \"${name}\" names no secret of this manifest: declare nixseal.secrets.\"${name}\" (not neededForUsers) or remove the placeholder"
+      ) (filter (name: !(known ? ${name})) (placeholdersIn (templateContent t)))
+      ++ lib.optional (
+        (t.content == null) == (t.file == null)
+      ) "${kind}.\"${t.name}\": set exactly one of content and file"
+    ) templates;
+}

@@ -1,0 +1,156 @@
+# Option declarations shared by the NixOS and the home-manager module: the
+# parts of a secret or template that mean the same in both.
+{ lib }:
+let
+  inherit (lib) mkOption types literalExpression;
+in
+rec {
+  # Same pattern as nixpkgs' systemd unit names, so a typo in restartUnits
+  # fails the build instead of a restart at switch time.
+  unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
+
+  modeType = types.strMatching "0?[0-7]{3}";
+
+  unitOptions = what: {
+    restartUnits = mkOption {
+      type = types.listOf unitNameType;
+      default = [ ];
+      example = [ "nginx.service" ];
+      description = "Units to restart when this ${what} changes (not on first install).";
+    };
+    reloadUnits = mkOption {
+      type = types.listOf unitNameType;
+      default = [ ];
+      example = [ "nginx.service" ];
+      description = "Units to reload (or restart, when they cannot reload) when this ${what} changes.";
+    };
+  };
+
+  # fileDefault: path or null (no default). pathPrefix: directory text for
+  # the default path, pathPrefixText the same as users should read it.
+  secretOptions =
+    {
+      name,
+      config,
+      fileDefault,
+      fileDefaultText,
+      pathPrefix,
+      pathPrefixText,
+    }:
+    {
+      name = mkOption {
+        type = types.str;
+        default = name;
+        defaultText = literalExpression "<name>";
+        description = ''
+          Name of the secret in the rules file: a relative path of
+          `[A-Za-z0-9._-]` segments joined by `/`.
+        '';
+      };
+      file = mkOption {
+        type = types.path;
+        description = ''
+          The age-encrypted file. A Nix path is copied into the store (it is
+          encrypted, so that is safe); a string is used as given, for files
+          already on the target machine.
+        '';
+      }
+      // lib.optionalAttrs (fileDefault != null) {
+        default = fileDefault;
+        defaultText = fileDefaultText;
+      };
+      path = mkOption {
+        type = types.str;
+        default = "${pathPrefix}/${config.name}";
+        defaultText = literalExpression ''"${pathPrefixText}/''${config.name}"'';
+        description = ''
+          Where the decrypted secret appears. Any other path than the default
+          is a symlink to it.
+        '';
+      };
+      mode = mkOption {
+        type = modeType;
+        default = "0400";
+        description = "Permissions of the decrypted file, in octal.";
+      };
+    }
+    // unitOptions "secret";
+
+  templateOptions =
+    {
+      name,
+      config,
+      pathPrefix,
+      pathPrefixText,
+    }:
+    {
+      name = mkOption {
+        type = types.str;
+        default = name;
+        defaultText = literalExpression "<name>";
+        description = "Name of the rendered file in the secrets directory.";
+      };
+      content = mkOption {
+        type = types.nullOr types.lines;
+        default = null;
+        example = literalExpression ''
+          '''
+            password=''${config.nixseal.placeholder."db/password"}
+          '''
+        '';
+        description = ''
+          Text of the file, with `config.nixseal.placeholder.<secret>` where
+          the secret's value goes. Set this or `file`.
+        '';
+      };
+      file = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        description = ''
+          A file holding the template text, read at evaluation time. Write
+          placeholders in it as `<nixseal:NAME>`. Set this or `content`.
+        '';
+      };
+      path = mkOption {
+        type = types.str;
+        default = "${pathPrefix}/${config.name}";
+        defaultText = literalExpression ''"${pathPrefixText}/''${config.name}"'';
+        description = "Where the rendered file appears.";
+      };
+      mode = mkOption {
+        type = modeType;
+        default = "0400";
+        description = "Permissions of the rendered file, in octal.";
+      };
+    }
+    // unitOptions "template";
+
+  commonSettings =
+    {
+      mountPointDefault,
+      symlinkPathDefault,
+    }:
+    {
+      mountPoint = mkOption {
+        type = types.str;
+        default = mountPointDefault;
+        description = ''
+          Directory holding the generations of decrypted secrets (a ramfs or
+          tmpfs mount for system secrets).
+        '';
+      };
+      symlinkPath = mkOption {
+        type = types.str;
+        default = symlinkPathDefault;
+        description = "Symlink to the current generation; secrets' default paths are below it.";
+      };
+      keepGenerations = mkOption {
+        type = types.ints.unsigned;
+        default = 1;
+        description = ''
+          How many previous generations to keep, so that a service still
+          reading an old secret during a switch does not lose it. 0 keeps none.
+        '';
+      };
+    };
+}

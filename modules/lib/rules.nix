@@ -1,0 +1,62 @@
+# Reads the rules file (secrets.toml, v1) at evaluation time and answers
+# which secrets it gives a host or a user. The Python rules parser is the
+# authority on a rules file's validity (`nixseal check`); this reads only the
+# tables that decide who may decrypt what, so a build can fail early with a
+# message naming the secret, the host and the fix.
+{ lib }:
+let
+  inherit (lib) hasPrefix removePrefix concatMap attrNames filterAttrs elem genAttrs;
+
+  read = rulesPath: builtins.fromTOML (builtins.readFile rulesPath);
+
+  # "@web" stands for the hosts of [groups] web.
+  expandHosts =
+    rules: secretName: entries:
+    concatMap (
+      entry:
+      if hasPrefix "@" entry then
+        let
+          group = removePrefix "@" entry;
+        in
+        rules.groups.${group}
+          or (throw "nixseal: rules file: [secrets.\"${secretName}\"] hosts names unknown group \"@${group}\" (no [groups] ${group})")
+      else
+        [ entry ]
+    ) entries;
+
+  # One pass over all secrets: the names whose recipients include `who`.
+  namesFor =
+    recipients: rules: who:
+    attrNames (filterAttrs (name: s: elem who (recipients name s)) (rules.secrets or { }));
+in
+{
+  inherit read;
+
+  # Everything a NixOS host needs to know from the rules.
+  forHost =
+    rules: host:
+    let
+      names = namesFor (name: s: expandHosts rules name (s.hosts or [ ])) rules host;
+      key = rules.hosts.${host}.key or null;
+    in
+    {
+      inherit names key;
+      known = rules ? hosts && rules.hosts ? ${host};
+      given = genAttrs names (_: true);
+      inRules = name: rules ? secrets && rules.secrets ? ${name};
+      sshKey = if key != null && hasPrefix "ssh-" key then key else null;
+    };
+
+  # Everything a home-manager user needs to know from the rules.
+  forUser =
+    rules: user:
+    let
+      names = namesFor (_: s: s.users or [ ]) rules user;
+    in
+    {
+      inherit names;
+      known = rules ? users && rules.users ? ${user};
+      given = genAttrs names (_: true);
+      inRules = name: rules ? secrets && rules.secrets ? ${name};
+    };
+}

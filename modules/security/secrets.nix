@@ -1,0 +1,439 @@
+# nixseal: age-encrypted secrets, declared here, installed at activation by
+# `nixseal install` (see ./activation.nix for when it runs).
+{
+  config,
+  lib,
+  pkgs,
+  options,
+  ...
+}:
+let
+  inherit (lib)
+    mkOption
+    mkIf
+    types
+    literalExpression
+    literalMD
+    attrValues
+    listToAttrs
+    nameValuePair
+    partition
+    concatMap
+    optional
+    optionals
+    ;
+
+  cfg = config.nixseal;
+  manifestLib = import ../lib/manifest.nix { inherit lib; };
+  rulesLib = import ../lib/rules.nix { inherit lib; };
+  optionsLib = import ../lib/options.nix { inherit lib; };
+
+  rules = if cfg.rules == null then null else rulesLib.read cfg.rules;
+  rulesDir = dirOf cfg.rules;
+  forHost = rulesLib.forHost rules cfg.hostName;
+
+  forUsersDir = "/run/secrets-for-users";
+
+  secretType = types.submodule (
+    { name, config, ... }:
+    {
+      options =
+        optionsLib.secretOptions {
+          inherit name config;
+          fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
+          fileDefaultText = literalExpression ''"''${dirOf config.nixseal.rules}/''${name}.age"'';
+          pathPrefix = if config.neededForUsers then forUsersDir else cfg.symlinkPath;
+          pathPrefixText = "\${if neededForUsers then \"${forUsersDir}\" else config.nixseal.symlinkPath}";
+        }
+        // {
+          owner = mkOption {
+            type = types.str;
+            default = "root";
+            description = "Owner of the decrypted file: a user name from `users.users`, or a decimal uid.";
+          };
+          group = mkOption {
+            type = types.str;
+            default = usersByName.${config.owner}.group or "root";
+            defaultText = literalMD "the owner's primary group (`users.users.<owner>.group`), or `root` when the owner is a uid";
+            description = "Group of the decrypted file: a group name from `users.groups`, or a decimal gid.";
+          };
+          neededForUsers = mkOption {
+            type = types.bool;
+            default = false;
+            description = ''
+              Install this secret before users are created, under
+              `${forUsersDir}`, so that `users.users.<name>.hashedPasswordFile`
+              can point at it. Such secrets must be owned by root.
+            '';
+          };
+        };
+    }
+  );
+
+  templateType = types.submodule (
+    { name, config, ... }:
+    {
+      options =
+        optionsLib.templateOptions {
+          inherit name config;
+          pathPrefix = "${cfg.symlinkPath}/rendered";
+          pathPrefixText = "\${config.nixseal.symlinkPath}/rendered";
+        }
+        // {
+          owner = mkOption {
+            type = types.str;
+            default = "root";
+            description = "Owner of the rendered file: a user name from `users.users`, or a decimal uid.";
+          };
+          group = mkOption {
+            type = types.str;
+            default = usersByName.${config.owner}.group or "root";
+            defaultText = literalMD "the owner's primary group (`users.users.<owner>.group`), or `root` when the owner is a uid";
+            description = "Group of the rendered file: a group name from `users.groups`, or a decimal gid.";
+          };
+        };
+    }
+  );
+
+  # Looked up by login name (users.users.<attr>.name), built once.
+  usersByName = listToAttrs (map (u: nameValuePair u.name u) (attrValues config.users.users));
+  groupsByName = listToAttrs (map (g: nameValuePair g.name true) (attrValues config.users.groups));
+  isId = s: builtins.match "[0-9]+" s != null;
+
+  split = partition (s: s.neededForUsers) (attrValues cfg.secrets);
+  mainSecrets = split.wrong;
+  userSecrets = split.right;
+  templates = attrValues cfg.templates;
+
+  scriptMode = cfg.activation == "script";
+  restartList = if scriptMode then "/run/nixos/activation-restart-list" else null;
+  reloadList = if scriptMode then "/run/nixos/activation-reload-list" else null;
+
+  settings = {
+    inherit (cfg)
+      mountPoint
+      symlinkPath
+      keepGenerations
+      useTmpfs
+      identityPaths
+      ;
+    userMode = false;
+    restartListPath = restartList;
+    reloadListPath = reloadList;
+  };
+
+  manifest = manifestLib.build {
+    inherit settings templates;
+    secrets = mainSecrets;
+  };
+
+  # Users do not exist yet when these are installed: owners are numeric,
+  # and nothing is rendered.
+  manifestForUsers = manifestLib.build {
+    settings = settings // {
+      mountPoint = "${forUsersDir}.d";
+      symlinkPath = forUsersDir;
+    };
+    secrets = map (s: s // { owner = "0"; group = "0"; }) userSecrets;
+  };
+
+  hostKeyArgs = lib.optionalString (
+    rules != null && forHost.sshKey != null
+  ) " --host-key ${lib.escapeShellArg forHost.sshKey}";
+
+  # The build fails when the manifest is malformed or a file is unreadable
+  # or not encrypted to this host's ssh key.
+  manifestFile =
+    name: data:
+    if cfg.checkManifest then
+      pkgs.runCommand name
+        {
+          manifest = builtins.toJSON data;
+          passAsFile = [ "manifest" ];
+        }
+        ''
+          ${cfg.package}/bin/nixseal check-manifest "$manifestPath"${hostKeyArgs}
+          cp "$manifestPath" "$out"
+        ''
+    else
+      pkgs.writeText name (builtins.toJSON data);
+
+  userUnitsOn = config.services.userborn.enable || config.systemd.sysusers.enable;
+  noScriptsReason = lib.concatStringsSep ", " (
+    optional config.services.userborn.enable "services.userborn.enable"
+    ++ optional config.systemd.sysusers.enable "systemd.sysusers.enable"
+    ++ optional config.system.nixos-init.enable "system.nixos-init.enable"
+    ++ optional config.system.etc.overlay.enable "system.etc.overlay.enable"
+  );
+
+  ownershipProblems =
+    kind: entries:
+    concatMap (
+      e:
+      optional (
+        !(usersByName ? ${e.owner} || isId e.owner)
+      ) "${kind}.\"${e.name}\".owner: user \"${e.owner}\" is not in users.users: declare it there, or set a user that exists (or a decimal uid)"
+      ++ optional (
+        !(groupsByName ? ${e.group} || isId e.group)
+      ) "${kind}.\"${e.name}\".group: group \"${e.group}\" is not in users.groups: declare it there, or set a group that exists (or a decimal gid)"
+    ) entries;
+
+  forUsersProblems = concatMap (
+    s:
+    optional (
+      !(
+        builtins.elem s.owner [
+          "root"
+          "0"
+        ]
+        && builtins.elem s.group [
+          "root"
+          "0"
+        ]
+      )
+    ) "nixseal.secrets.\"${s.name}\".neededForUsers: secrets installed before users exist must be owned by root:root; set owner and group to \"root\" or neededForUsers = false"
+  ) userSecrets;
+
+  rulesFile = toString cfg.rules;
+  ruleProblems = optionals (rules != null) (
+    let
+      fromRules = builtins.filter (s: s.file == rulesDir + "/${s.name}.age") (attrValues cfg.secrets);
+    in
+    optional (
+      fromRules != [ ] && !forHost.known
+    ) "nixseal.hostName: host \"${cfg.hostName}\" is not in [hosts] of the rules file ${rulesFile}: add it (nixseal host add ${cfg.hostName}) or set nixseal.hostName to the host's name there"
+    ++ concatMap (
+      s:
+      optional (!(forHost.given ? ${s.name})) (
+        if forHost.inRules s.name then
+          "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to host \"${cfg.hostName}\": add \"${cfg.hostName}\" to hosts of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\""
+        else
+          "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} has no [secrets.\"${s.name}\"] for host \"${cfg.hostName}\": add it with hosts = [\"${cfg.hostName}\"] and create the file (nixseal edit ${s.name}), or remove nixseal.secrets.\"${s.name}\""
+      )
+    ) fromRules
+  );
+
+  problems =
+    manifestLib.hostileProblems {
+      kind = "nixseal.secrets";
+      entries = attrValues cfg.secrets;
+    }
+    ++ manifestLib.hostileProblems {
+      kind = "nixseal.templates";
+      entries = templates;
+    }
+    ++ manifestLib.duplicatePathProblems (
+      map (s: {
+        option = "nixseal.secrets.\"${s.name}\".path";
+        inherit (s) path;
+      }) (attrValues cfg.secrets)
+      ++ map (t: {
+        option = "nixseal.templates.\"${t.name}\".path";
+        inherit (t) path;
+      }) templates
+    )
+    ++ ownershipProblems "nixseal.secrets" mainSecrets
+    ++ ownershipProblems "nixseal.templates" templates
+    ++ forUsersProblems
+    ++ manifestLib.templateProblems {
+      kind = "nixseal.templates";
+      inherit templates;
+      known = manifest.placeholders;
+    }
+    ++ ruleProblems;
+
+  anySecrets = cfg.secrets != { } || cfg.templates != { };
+in
+{
+  imports = [ ./activation.nix ];
+
+  options.nixseal = {
+    secrets = mkOption {
+      type = types.attrsOf secretType;
+      default = { };
+      example = literalExpression ''
+        {
+          "grafana/admin-password" = {
+            owner = "grafana";
+            restartUnits = [ "grafana.service" ];
+          };
+        }
+      '';
+      description = "Secrets to decrypt on this machine, by name.";
+    };
+
+    templates = mkOption {
+      type = types.attrsOf templateType;
+      default = { };
+      description = ''
+        Files rendered at activation from text holding placeholders of
+        secrets (`config.nixseal.placeholder.<name>`), for configuration
+        files that mix secret and public settings.
+      '';
+    };
+
+    placeholder = mkOption {
+      type = types.attrsOf types.str;
+      readOnly = true;
+      default = lib.mapAttrs (_: s: manifestLib.placeholderFor s.name) cfg.secrets;
+      defaultText = literalMD "a placeholder string for every secret in `nixseal.secrets`";
+      description = "Placeholder strings for templates, by secret name.";
+    };
+
+    rules = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = literalExpression "./secrets/secrets.toml";
+      description = ''
+        The rules file (`secrets.toml`). When set, a secret's `file`
+        defaults to `<rules dir>/<name>.age`, and the build fails, naming
+        the secret, when a declared secret is not given to this host there.
+      '';
+    };
+
+    hostName = mkOption {
+      type = types.str;
+      default = config.networking.hostName;
+      defaultText = literalExpression "config.networking.hostName";
+      description = "This machine's name in the `[hosts]` of the rules file.";
+    };
+
+    rulesSecrets = mkOption {
+      type = types.listOf types.str;
+      readOnly = true;
+      default = if rules == null then [ ] else forHost.names;
+      defaultText = literalMD "the secrets the rules file gives `nixseal.hostName`";
+      description = "Names of the secrets the rules file gives this host.";
+    };
+
+    declareRulesSecrets = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Declare every secret the rules file gives this host
+        (`nixseal.rulesSecrets`) with default settings, so that a secret
+        added to the rules reaches the host without a NixOS change.
+      '';
+    };
+
+    identityPaths = mkOption {
+      type = types.listOf types.path;
+      default =
+        let
+          keys = config.services.openssh.hostKeys;
+          ofType = t: map (k: toString k.path) (builtins.filter (k: k.type == t) keys);
+        in
+        if config.services.openssh.enable then ofType "ed25519" ++ ofType "rsa" else [ ];
+      defaultText = literalMD "the ed25519, then rsa, paths of `services.openssh.hostKeys` when `services.openssh.enable` is set, else none";
+      example = [ "/var/lib/nixseal/key.txt" ];
+      description = ''
+        Private keys tried, in order, to decrypt secrets: OpenSSH ed25519 or
+        rsa keys, or age identity files. They are read on the machine at
+        activation, never copied into the store.
+      '';
+    };
+
+    useTmpfs = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Mount a tmpfs instead of a ramfs on `mountPoint`. A ramfs is never
+        swapped out; a tmpfs may be, but has a size limit.
+      '';
+    };
+
+    package = mkOption {
+      type = types.package;
+      default =
+        pkgs.nixseal
+          or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's nixosModules.nixseal (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
+      defaultText = literalExpression "pkgs.nixseal";
+      description = "The nixseal package whose helper installs the secrets.";
+    };
+
+    activation = mkOption {
+      type = types.enum [
+        "systemd"
+        "script"
+      ];
+      default = "systemd";
+      description = ''
+        How secrets are installed: `systemd` runs `nixseal-install.service`
+        early in boot and on every switch; `script` uses activation scripts
+        (on their way out of NixOS; not possible with userborn,
+        systemd-sysusers or nixos-init).
+      '';
+    };
+
+    checkManifest = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Run `nixseal check-manifest` when building the manifest: fails the
+        build when a secret's file is missing, is not an age file, or (when
+        the rules give this host an ssh key) is not encrypted to this host.
+        Turn off when secrets' files are strings naming files outside the
+        store, which the build cannot read.
+      '';
+    };
+
+    manifest = mkOption {
+      type = types.attrs;
+      readOnly = true;
+      default = manifest;
+      defaultText = literalMD "built from the options above";
+      description = "The manifest handed to `nixseal install`, as data (its file is `system.build.nixsealManifest`).";
+    };
+
+    manifestForUsers = mkOption {
+      type = types.attrs;
+      readOnly = true;
+      default = manifestForUsers;
+      defaultText = literalMD "built from the `neededForUsers` secrets";
+      description = "The manifest of the `neededForUsers` secrets (file: `system.build.nixsealManifestForUsers`).";
+    };
+  }
+  // optionsLib.commonSettings {
+    mountPointDefault = "/run/secrets.d";
+    symlinkPathDefault = "/run/secrets";
+  };
+
+  config = lib.mkMerge [
+    {
+      nixseal.secrets = mkIf cfg.declareRulesSecrets (lib.genAttrs cfg.rulesSecrets (_: { }));
+    }
+    (mkIf anySecrets {
+      assertions =
+        map (message: {
+          assertion = false;
+          inherit message;
+        }) problems
+        ++ [
+          {
+            assertion = cfg.identityPaths != [ ];
+            message = "nixseal.identityPaths is empty: enable services.openssh (its host keys are the default) or list key files in nixseal.identityPaths";
+          }
+          {
+            assertion = !(scriptMode && noScriptsReason != "");
+            message = "nixseal.activation = \"script\" cannot work with ${noScriptsReason} (no activation scripts for users): set nixseal.activation = \"systemd\"";
+          }
+          {
+            assertion = !(userSecrets != [ ] && !userUnitsOn && config.system.nixos-init.enable);
+            message = "nixseal.secrets.<name>.neededForUsers needs services.userborn.enable or systemd.sysusers.enable with system.nixos-init.enable";
+          }
+          {
+            assertion = cfg.mountPoint != cfg.symlinkPath && lib.hasPrefix "/" cfg.mountPoint && lib.hasPrefix "/" cfg.symlinkPath;
+            message = "nixseal.mountPoint and nixseal.symlinkPath must be two different absolute paths";
+          }
+        ];
+    })
+    {
+      # Always defined (empty manifests included) so that tools may read
+      # them without checking first whether the host has secrets.
+      system.build = {
+        nixsealManifest = manifestFile "nixseal-manifest.json" manifest;
+        nixsealManifestForUsers = manifestFile "nixseal-manifest-for-users.json" manifestForUsers;
+      };
+    }
+  ];
+}
