@@ -109,6 +109,7 @@ class Activation:
             self.record = gen.read_record(self.mount_point, previous)
             self.old_entries = (self.record or {}).get("entries", {})
         if not self.dry_run:
+            gen.remove_temporary(self.mount_point)
             for number in gen.numbers(self.mount_point):
                 if previous is None or number > previous:
                     gen.remove(self.mount_point, number)  # left half-built by a killed run
@@ -278,8 +279,10 @@ class Activation:
             if entry.path.startswith(inside) or entry.key not in installed:
                 continue
             wanted.add(entry.path)
+            link = self.rooted(entry.path)
             try:
-                gen.place_symlink(self.rooted(entry.path), self.symlink, entry.rel)
+                gen.make_dirs(link.parent, 0o755)
+                gen.place_symlink(link, self.symlink, entry.rel)
             except NixsealError as err:
                 out.add("failed", entry.key)
                 log.error("failed", kind=entry.kind, name=entry.name, reason=str(err))

@@ -6,6 +6,7 @@ may go (ramfs, stdout, a private tmpfs), never this module.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,11 +144,42 @@ def parse_recipient(text: str, where: str) -> Recipient:
     )
 
 
+class _NoPrompts:
+    """Callbacks for plugins while encrypting, which needs no user input."""
+
+    def display_message(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def confirm(self, message: str, yes_string: str, no_string: str | None) -> bool | None:
+        return None
+
+    def request_public_string(self, description: str) -> str | None:
+        return None
+
+    def request_passphrase(self, description: str) -> str | None:
+        return None
+
+
+def _encryption_keys(recipients: Sequence[Recipient]) -> list[Any]:
+    # pyrage takes plugin recipients only wrapped, one wrapper per plugin
+    # binary (age-plugin-<name>), which then sees all of its recipients.
+    keys: list[Any] = []
+    by_plugin: dict[str, list[Any]] = {}
+    for r in recipients:
+        if isinstance(r.key, plugin.Recipient):
+            by_plugin.setdefault(r.key.plugin(), []).append(r.key)
+        else:
+            keys.append(r.key)
+    for name, plugin_keys in by_plugin.items():
+        keys.append(plugin.RecipientPluginV1(name, plugin_keys, [], _NoPrompts()))
+    return keys
+
+
 def encrypt(data: bytes, recipients: Sequence[Recipient], armor: bool = False) -> bytes:
     if not recipients:
         raise CryptoError("no recipients to encrypt to")
     try:
-        result: bytes = pyrage.encrypt(data, [r.key for r in recipients], armored=armor)
+        result: bytes = pyrage.encrypt(data, _encryption_keys(recipients), armored=armor)
     except pyrage.EncryptError as err:
         raise CryptoError(f"encryption failed: {err}") from err
     return result

@@ -136,17 +136,24 @@ def run_editor(cmd: list[str]) -> int:
     and then the editor is stopped too and the directory removed.
     """
     tty = _terminal_fd()
+
+    def take_terminal() -> None:
+        # In the child before exec, as shells do: an editor that reads the
+        # terminal before the parent hands it over would otherwise stop.
+        os.setpgrp()
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        assert tty is not None
+        os.tcsetpgrp(tty, os.getpgrp())
+        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+
     try:
-        # A process group of its own (setpgrp in the child, before exec);
         # nixseal runs no threads, so preexec_fn is safe here.
-        pgrp = os.setpgrp if tty is not None else None
-        proc = subprocess.Popen(cmd, preexec_fn=pgrp)  # noqa: PLW1509
+        setup = take_terminal if tty is not None else None
+        proc = subprocess.Popen(cmd, preexec_fn=setup)  # noqa: PLW1509
     except OSError as err:
         raise UsageError(f"cannot run editor {cmd[0]!r}: {err.strerror}") from err
     old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
-        if tty is not None:
-            os.tcsetpgrp(tty, proc.pid)
         while True:
             _, status = os.waitpid(proc.pid, os.WUNTRACED)
             if not os.WIFSTOPPED(status):

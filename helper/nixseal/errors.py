@@ -15,7 +15,9 @@ class NixsealError(Exception):
 
     def __init__(self, message: str) -> None:
         # One line, always: a multi-line message would break log parsers
-        # and the activation output.
+        # and the activation output. rage's messages (through pyrage) wrap
+        # names in Unicode isolation marks, invisible but noise to grep.
+        message = message.replace("\u2068", "").replace("\u2069", "")
         super().__init__(" ".join(message.split("\n")))
 
     @property

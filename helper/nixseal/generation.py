@@ -121,6 +121,14 @@ def numbers(mount_point: Path) -> list[int]:
     return sorted({int(stem) for n in names if (stem := n.removesuffix(".json")).isdigit()})
 
 
+def remove_temporary(mount_point: Path) -> None:
+    """Delete records a killed run left half-written."""
+    with contextlib.suppress(FileNotFoundError):
+        for path in mount_point.glob("*.json.tmp"):
+            step()
+            path.unlink(missing_ok=True)
+
+
 def remove(mount_point: Path, number: int) -> None:
     """Delete generation number (directory and record); missing parts are fine."""
     step()
@@ -228,6 +236,8 @@ def place_symlink(link_path: Path, anchor: Path, tail: str) -> None:
     removed; anything else in the way is an error, never deleted.
     """
     rel = relative_target(link_path, anchor, tail)
+    tmp = link_path.with_name(link_path.name + ".nixseal-tmp")
+    tmp.unlink(missing_ok=True)  # left by a killed run
     with contextlib.suppress(OSError):
         if link_path.readlink() == rel:
             return
@@ -239,9 +249,7 @@ def place_symlink(link_path: Path, anchor: Path, tail: str) -> None:
             raise GenerationError(f"{link_path}: a directory is in the way; move it") from err
     elif link_path.exists() and not link_path.is_symlink():
         raise GenerationError(f"{link_path}: a file is in the way; move it")
-    tmp = link_path.with_name(link_path.name + ".nixseal-tmp")
     step()
-    tmp.unlink(missing_ok=True)
     try:
         tmp.symlink_to(rel)
         step()

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     counts = {state: len(keys) for state, keys in sorted(out.states.items())}
     units = {"restart": list(out.units.restart), "reload": list(out.units.reload)}
     if args.dry_run:
+        log = log.bind(dry_run=True)
         log.info("dry run finished", previous=out.previous, **counts, would_signal=units)
         return 1 if out.failed else 0
     if out.units:

@@ -8,7 +8,6 @@ file that cannot be decrypted is reported and skipped; the others proceed.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import sys
 from collections.abc import Iterator
@@ -108,6 +107,8 @@ def _workers(count: int, identities: list[crypto.Identity]) -> int:
     # user. Small batches do not repay the forks.
     if count < PARALLEL_MIN or any(i.kind == "plugin" for i in identities):
         return 1
+    import multiprocessing  # only for big batches: costs start-up time
+
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
@@ -119,6 +120,8 @@ def _results(
     if workers == 1:
         yield from map(_rekey_one, items)
         return
+    import multiprocessing
+
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         yield from pool.imap(_rekey_one, items, chunksize=16)
 

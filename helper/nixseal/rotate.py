@@ -40,11 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def push_ref(rule: SecretRule) -> str | None:
-    ref: str | None = getattr(rule, "push", None)
-    return ref
-
-
 def is_due(rule: SecretRule, rotated: datetime.datetime | None, when: datetime.datetime) -> bool:
     if rule.rotate_after is None or (rule.generator is None and rule.source is None):
         return False
@@ -56,6 +51,9 @@ def selected(ctx: Context, args: argparse.Namespace) -> list[str]:
     names = list(dict.fromkeys(args.names))
     for n in names:
         rules.secret(n)
+    # Named secrets must be able to do all that is asked; those picked by
+    # --due are pushed when they have somewhere to go.
+    check_plan(rules, names, args.push)
     if args.due:
         when = now()
         names += [
@@ -65,7 +63,6 @@ def selected(ctx: Context, args: argparse.Namespace) -> list[str]:
         ]
     elif not names:
         raise UsageError("name the secrets to rotate, or pass --due")
-    check_plan(rules, names, args.push)
     return names
 
 
@@ -81,9 +78,7 @@ def check_plan(rules: Rules, names: list[str], push: bool) -> None:
         )
     if push:
         unpushable = [
-            n
-            for n in names
-            if rules.secret(n).generator is not None and not push_ref(rules.secret(n))
+            n for n in names if rules.secret(n).generator is not None and not rules.secret(n).push
         ]
         if unpushable:
             raise UsageError(
@@ -97,9 +92,8 @@ def rotate_one(ctx: Context, name: str, push: bool, current: CurrentValues) -> s
     rule = ctx.rules.secret(name)
     if rule.generator is not None:
         new = generators.generate(rule.generator, comment=name)
-        ref = push_ref(rule)
-        if push and ref:
-            op.write(ref, new.value)
+        if push and rule.push:
+            op.write(rule.push, new.value)
         encrypt_secret(ctx, name, new.value, new_value=True, save=False)
         if new.public is not None:
             write_atomic(ctx.rules.dir / f"{name}.pub", f"{new.public}\n".encode())
@@ -115,22 +109,29 @@ def rotate_one(ctx: Context, name: str, push: bool, current: CurrentValues) -> s
     return None
 
 
+def needs_op(rule: SecretRule, push: bool) -> bool:
+    return rule.source is not None or (push and rule.push is not None)
+
+
 def run(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
     names = selected(ctx, args)
     logger = log.get_logger()
     current = CurrentValues(ctx)
     failed: list[str] = []
+    skipped: list[str] = []  # needed op after op turned out unusable
+    op_unusable = False
     done = 0
     try:
-        for i, name in enumerate(names):
+        for name in names:
+            if op_unusable and needs_op(ctx.rules.secret(name), args.push):
+                skipped.append(name)
+                continue
             try:
                 public = rotate_one(ctx, name, args.push, current)
             except NixsealError as err:
                 failed.append(f"{name}: {err}")
-                if is_sign_in_failure(err) and i + 1 < len(names):
-                    failed.append(f"{len(names) - i - 1} more not tried: op is not usable")
-                    break
+                op_unusable = op_unusable or is_sign_in_failure(err)
                 continue
             done += 1
             logger.info("rotated", secret=name, file=display_path(ctx.rules.file_for(name)))
@@ -139,10 +140,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         # Rotations done before a failure or Ctrl-C stay recorded.
         ctx.state.save()
+    if skipped:
+        failed.append(f"not tried, as op is not usable: {', '.join(skipped)}")
     for msg in failed:
         print(f"nixseal rotate: error: {msg}", file=sys.stderr)
     summary = f"rotated {done} of {len(names)} secrets"
-    if failed:
+    if done < len(names):
         summary += f", {len(names) - done} failed"
     print(summary, file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if done < len(names) else 0

@@ -40,7 +40,7 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _DURATION = re.compile(r"\s*(\d+)\s*([hdwy])\s*")
 _DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _TOP_KEYS = ("version", "admins", "hosts", "users", "groups", "secrets")
-_SECRET_KEYS = ("hosts", "users", "generator", "source", "rotate_after", "armor")
+_SECRET_KEYS = ("hosts", "users", "generator", "source", "push", "rotate_after", "armor")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class SecretRule:
     source: str | None = None  # op://vault/item/[section/]field
     rotate_after: datetime.timedelta | None = None
     armor: bool = False
+    # op:// field that `rotate --push` writes a generated value to
+    push: str | None = None
 
 
 @dataclass(frozen=True)
@@ -399,6 +401,11 @@ class _Parser:
             if generator is not None:
                 raise self.fail(table, "source", "a secret has a generator or a source, not both")
             source = self.source(table, source)
+        push = value.get("push")
+        if push is not None:
+            if generator is None:
+                raise self.fail(table, "push", "only a secret with a generator has a value to push")
+            push = self.source(table, push, "push")
         rotate_after = value.get("rotate_after")
         if rotate_after is not None:
             if not isinstance(rotate_after, str):
@@ -415,6 +422,7 @@ class _Parser:
             source,
             rotate_after,
             armor,
+            push,
         )
 
     def secret_hosts(
@@ -458,12 +466,10 @@ class _Parser:
                 raise self.fail(table, "generator.length", "must be an integer from 1 to 4096")
         return Generator(kind, length)
 
-    def source(self, table: str, value: Any) -> str:
+    def source(self, table: str, value: Any, key: str = "source") -> str:
         if not isinstance(value, str) or not value.startswith("op://"):
-            raise self.fail(table, "source", "must be a 1Password reference op://vault/item/field")
-        parts = value[len("op://") :].split("/")
+            raise self.fail(table, key, "must be a 1Password reference op://vault/item/field")
+        parts = value[len("op://") :].split("?")[0].split("/")
         if not 3 <= len(parts) <= 4 or not all(parts):
-            raise self.fail(
-                table, "source", f"bad reference {value!r}: op://vault/item/[section/]field"
-            )
+            raise self.fail(table, key, f"bad reference {value!r}: op://vault/item/[section/]field")
         return value

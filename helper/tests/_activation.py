@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import HELPER_DIR, SshKey, make_ssh_key
+
 from nixseal import cli, crypto
 
 PASSWD = "root:x:0:0::/root:/bin/sh\nalice:x:1234:1234::/home/alice:/bin/sh\nbob:x:1300:100::/b:/bin/sh\n"

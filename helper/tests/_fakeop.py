@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,10 +122,24 @@ class FakeOp:
         self.monkeypatch.setenv("PATH", str(self.dir / "empty-bin"))
 
 
+def put_on_path(monkeypatch: pytest.MonkeyPatch, script: Path, bin_dir: Path) -> None:
+    """Copy a stand-in executable into bin_dir, first on PATH, run by this Python.
+
+    Its shebang is rewritten to sys.executable: build sandboxes (Nix) have
+    no /usr/bin/env.
+    """
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    text = script.read_text().split("\n", 1)[1]
+    target = bin_dir / script.name
+    target.write_text(f"#!{sys.executable}\n{text}")
+    target.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
 def install(monkeypatch: pytest.MonkeyPatch, directory: Path) -> FakeOp:
     directory.mkdir(parents=True, exist_ok=True)
     fake = FakeOp(directory, monkeypatch)
-    monkeypatch.setenv("PATH", f"{FAKE_OP_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
+    put_on_path(monkeypatch, FAKE_OP_DIR / "op", directory / "bin")
     monkeypatch.setenv("FAKE_OP_VAULT", str(fake.vault_file))
     monkeypatch.setenv("FAKE_OP_LOG", str(fake.log_file))
     for key in list(os.environ):
@@ -143,3 +158,24 @@ def files_containing(needle: bytes, *roots: Path) -> list[Path]:
             if path.is_file() and needle in path.read_bytes():
                 hits.append(path)
     return hits
+
+
+def write_rules(repo: Any, secrets: dict[str, str], hosts: tuple[str, ...] = ("web1",)) -> None:
+    """A rules file for an _admin.Repo; secrets: name -> extra TOML lines of its table."""
+    lines = ["version = 1", "[admins]", f'alice = "{repo.admin.public}"']
+    for h in hosts:
+        lines += [f"[hosts.{h}]", f'key = "{repo.host(h).public}"']
+    host_list = ", ".join(f'"{h}"' for h in hosts)
+    for name, extra in secrets.items():
+        lines += [f'[secrets."{name}"]', f"hosts = [{host_list}]", extra]
+    repo.rules.write_text("\n".join(lines) + "\n")
+
+
+def private_tmpdir(monkeypatch: pytest.MonkeyPatch, directory: Path) -> Path:
+    """Point TMPDIR (and tempfile) at directory, so tests can search what lands there."""
+    import tempfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("TMPDIR", str(directory))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    return directory

@@ -36,6 +36,15 @@ if action.startswith("replace:"):
         f.write(action[len("replace:"):].encode())
 elif action == "fail":
     sys.exit(3)
+elif action == "ctrlc":
+    import signal
+    got = []
+    signal.signal(signal.SIGINT, lambda *a: got.append(1))
+    open(log + ".ready", "w").close()
+    while not os.path.exists(log + ".go"):
+        time.sleep(0.01)
+    with open(path, "wb") as f:
+        f.write(f"after ctrl-c {{len(got)}}".encode())
 elif action == "hang":
     with open(path, "wb") as f:
         f.write(os.environ["EDIT_TYPED"].encode())
@@ -178,3 +187,29 @@ def test_signal_during_edit_leaves_no_plaintext(
         assert _contains(shm_dir, needle) == []
     with pytest.raises(ProcessLookupError):
         os.kill(editor_pid, 0)
+
+
+def test_ctrl_c_on_the_terminal_reaches_the_editor_only(repo: Repo, tmp_path: Path) -> None:
+    import pty
+
+    repo.encrypt("db", b"before")
+    env = dict(os.environ, EDIT_ACTION="ctrlc")
+    argv = [sys.executable, "-m", "nixseal", "-i", str(repo.admin.path), "edit", "db"]
+    pid, master = pty.fork()
+    if pid == 0:  # child: nixseal on the pty as its controlling terminal
+        os.chdir(repo.root)
+        os.execvpe(argv[0], argv, env)
+    try:
+        ready = tmp_path / "editor.log.ready"
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            assert time.monotonic() < deadline, "editor never started"
+            time.sleep(0.02)
+        os.write(master, b"\x03")  # Ctrl-C typed on the terminal
+        time.sleep(0.3)
+        (tmp_path / "editor.log.go").touch()
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert repo.decrypt("db") == b"after ctrl-c 1"

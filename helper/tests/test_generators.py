@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nixseal import crypto, generators
+from nixseal.errors import NixsealError
 from nixseal.rules import Generator
 
 
@@ -47,9 +48,10 @@ def test_hex_and_base64_sizes() -> None:
     assert len(h16) == 32 and bytes.fromhex(h16.decode())
     b = generators.generate(Generator("base64", 48)).value
     assert len(base64.b64decode(b, validate=True)) == 48
-    assert generators.generate(Generator("base64")).value != generators.generate(
-        Generator("base64")
-    ).value
+    assert (
+        generators.generate(Generator("base64")).value
+        != generators.generate(Generator("base64")).value
+    )
 
 
 def test_values_have_no_trailing_newline() -> None:
@@ -105,7 +107,7 @@ def test_age_identity_parses_and_matches_public() -> None:
 
 
 def test_password_rejects_nonpositive_length() -> None:
-    with pytest.raises(generators.NixsealError, match="length must be positive"):
+    with pytest.raises(NixsealError, match="length must be positive"):
         generators.password(0)
 
 

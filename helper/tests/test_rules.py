@@ -107,6 +107,8 @@ def test_malformed_toml_names_line_and_column(tmp_path: Path) -> None:
             "generator or a source, not both",
         ),
         ('[secrets.a]\nsource = "op://v"', "source: bad reference"),
+        ('[secrets.a]\npush = "op://v/i/f"', "push: only a secret with a generator"),
+        ('[secrets.a]\ngenerator = "hex"\npush = "op:/x"', "push: must be a 1Password reference"),
         ('[secrets.a]\nrotate_after = "soon"', "rotate_after: bad duration 'soon'"),
         ('[secrets.a]\narmor = "yes"', "armor: must be true or false"),
         ("version = 2", "only version 1 is known"),

@@ -29,20 +29,20 @@ let
   rulesDir = dirOf cfg.rules;
   forUser = rulesLib.forUser rules cfg.userName;
 
-  secretType = types.submodule (
+  secretType = optionsLib.entryType (
     { name, config, ... }:
     {
       options = optionsLib.secretOptions {
         inherit name config;
         fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
-        fileDefaultText = literalExpression ''"''${dirOf config.nixseal.rules}/''${name}.age"'';
+        fileDefaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
         pathPrefix = cfg.symlinkPath;
         pathPrefixText = "\${config.nixseal.symlinkPath}";
       };
     }
   );
 
-  templateType = types.submodule (
+  templateType = optionsLib.entryType (
     { name, config, ... }:
     {
       options = optionsLib.templateOptions {
@@ -113,16 +113,7 @@ let
       entries = templates;
       allowRuntimeDir = true;
     }
-    ++ manifestLib.duplicatePathProblems (
-      map (s: {
-        option = "nixseal.secrets.\"${s.name}\".path";
-        inherit (s) path;
-      }) secrets
-      ++ map (t: {
-        option = "nixseal.templates.\"${t.name}\".path";
-        inherit (t) path;
-      }) templates
-    )
+    ++ manifestLib.duplicatePathProblems (secrets ++ templates)
     ++ manifestLib.templateProblems {
       kind = "nixseal.templates";
       inherit templates;

@@ -16,7 +16,6 @@ let
     isList
     listToAttrs
     nameValuePair
-    splitString
     ;
 
   # Placeholders are readable so that templates kept in files (which cannot
@@ -36,19 +35,17 @@ let
     else
       toString file;
 
-  nameSegment = "[A-Za-z0-9._-]+";
-
   # DESIGN.md: relative paths of [A-Za-z0-9._-] segments joined by "/",
-  # never "." or ".." segments, never absolute.
-  goodName =
-    name:
-    builtins.match "${nameSegment}(/${nameSegment})*" name != null
-    && !(lib.any (seg: seg == "." || seg == "..") (splitString "/" name));
+  # never "." or ".." segments, never absolute. One regex per check: these
+  # run for every secret.
+  nameSegment = "([A-Za-z0-9_-]|[.][A-Za-z0-9_-]|[.][.][A-Za-z0-9._-])[A-Za-z0-9._-]*";
+  goodName = name: builtins.match "${nameSegment}(/${nameSegment})*" name != null;
 
+  # Absolute, normalized (no "", "." or ".." segments), no newline.
+  pathSegment = "([^./\n]|[.][^./\n]|[.][.][^/\n])[^/\n]*";
   goodPath =
     allowRuntimeDir: path:
-    builtins.match (if allowRuntimeDir then "(/|%r/)[^\n]*[^/\n]" else "/[^\n]*[^/\n]") path != null
-    && !(elem ".." (splitString "/" path));
+    builtins.match "${if allowRuntimeDir then "(%r)?" else ""}(/${pathSegment})+" path != null;
 
   # Names of placeholders used in a template's content.
   placeholdersIn =
@@ -135,21 +132,24 @@ in
     }:
     concatMap (
       e:
-      lib.optional (!goodName e.name) "${kind}.\"${e.name}\".name: \"${e.name}\" is not a safe secret name: use relative paths of [A-Za-z0-9._-] segments joined by \"/\", without \".\" or \"..\" segments"
-      ++ lib.optional (!goodPath allowRuntimeDir e.path) "${kind}.\"${e.name}\".path: \"${e.path}\" is not a safe path: use an absolute path${lib.optionalString allowRuntimeDir " (or one starting with %r/)"} without \"..\" segments, newlines or a trailing \"/\""
+      if goodName e.name && goodPath allowRuntimeDir e.path then
+        [ ]
+      else
+        lib.optional (!goodName e.name) "${kind}.\"${e.name}\".name: \"${e.name}\" is not a safe secret name: use relative paths of [A-Za-z0-9._-] segments joined by \"/\", without \".\" or \"..\" segments"
+        ++ lib.optional (!goodPath allowRuntimeDir e.path) "${kind}.\"${e.name}\".path: \"${e.path}\" is not a safe path: use an absolute path${lib.optionalString allowRuntimeDir " (or one starting with %r/)"} without empty, \".\" or \"..\" segments, newlines or a trailing \"/\""
     ) entries;
 
-  # Messages naming every path claimed by more than one secret or template.
-  # entries: list of { option; path; } where option names the option to fix.
+  # Messages naming every path claimed by more than one secret or template
+  # (evaluated submodule values; templates are told apart by `content`).
   duplicatePathProblems =
     entries:
     let
-      byPath = groupBy (e: e.path) entries;
-      dups = filterAttrs (_: es: length es > 1) byPath;
+      dups = filterAttrs (_: es: length es > 1) (groupBy (e: e.path) entries);
+      option = e: "nixseal.${if e ? content then "templates" else "secrets"}.\"${e.name}\".path";
     in
     map (
       path:
-      "nixseal: path \"${path}\" is used by ${lib.concatMapStringsSep " and " (e: e.option) dups.${path}}: give each its own path"
+      "nixseal: path \"${path}\" is used by ${lib.concatMapStringsSep " and " option dups.${path}}: give each its own path"
     ) (attrNames dups);
 
   # Messages for templates whose placeholders name secrets not in `known`

@@ -5,6 +5,9 @@ let
   inherit (lib) mkOption types literalExpression;
 in
 rec {
+  # Secrets and templates: see ./record.nix for why not types.submodule.
+  entryType = import ./record.nix { inherit lib; };
+
   # Same pattern as nixpkgs' systemd unit names, so a typo in restartUnits
   # fails the build instead of a restart at switch time.
   unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
@@ -49,16 +52,15 @@ rec {
       };
       file = mkOption {
         type = types.path;
+        # Without a rules file there is no default: the option must be set.
+        defaultText = fileDefaultText;
         description = ''
           The age-encrypted file. A Nix path is copied into the store (it is
           encrypted, so that is safe); a string is used as given, for files
           already on the target machine.
         '';
       }
-      // lib.optionalAttrs (fileDefault != null) {
-        default = fileDefault;
-        defaultText = fileDefaultText;
-      };
+      // lib.optionalAttrs (fileDefault != null) { default = fileDefault; };
       path = mkOption {
         type = types.str;
         default = "${pathPrefix}/${config.name}";

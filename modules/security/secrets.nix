@@ -34,14 +34,14 @@ let
 
   forUsersDir = "/run/secrets-for-users";
 
-  secretType = types.submodule (
+  secretType = optionsLib.entryType (
     { name, config, ... }:
     {
       options =
         optionsLib.secretOptions {
           inherit name config;
           fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
-          fileDefaultText = literalExpression ''"''${dirOf config.nixseal.rules}/''${name}.age"'';
+          fileDefaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
           pathPrefix = if config.neededForUsers then forUsersDir else cfg.symlinkPath;
           pathPrefixText = "\${if neededForUsers then \"${forUsersDir}\" else config.nixseal.symlinkPath}";
         }
@@ -70,7 +70,7 @@ let
     }
   );
 
-  templateType = types.submodule (
+  templateType = optionsLib.entryType (
     { name, config, ... }:
     {
       options =
@@ -166,16 +166,17 @@ let
     ++ optional config.system.etc.overlay.enable "system.etc.overlay.enable"
   );
 
+  knownOwner = e: usersByName ? ${e.owner} || isId e.owner;
+  knownGroup = e: groupsByName ? ${e.group} || isId e.group;
   ownershipProblems =
     kind: entries:
     concatMap (
       e:
-      optional (
-        !(usersByName ? ${e.owner} || isId e.owner)
-      ) "${kind}.\"${e.name}\".owner: user \"${e.owner}\" is not in users.users: declare it there, or set a user that exists (or a decimal uid)"
-      ++ optional (
-        !(groupsByName ? ${e.group} || isId e.group)
-      ) "${kind}.\"${e.name}\".group: group \"${e.group}\" is not in users.groups: declare it there, or set a group that exists (or a decimal gid)"
+      if knownOwner e && knownGroup e then
+        [ ]
+      else
+        optional (!knownOwner e) "${kind}.\"${e.name}\".owner: user \"${e.owner}\" is not in users.users: declare it there, or set a user that exists (or a decimal uid)"
+        ++ optional (!knownGroup e) "${kind}.\"${e.name}\".group: group \"${e.group}\" is not in users.groups: declare it there, or set a group that exists (or a decimal gid)"
     ) entries;
 
   forUsersProblems = concatMap (
@@ -222,16 +223,7 @@ let
       kind = "nixseal.templates";
       entries = templates;
     }
-    ++ manifestLib.duplicatePathProblems (
-      map (s: {
-        option = "nixseal.secrets.\"${s.name}\".path";
-        inherit (s) path;
-      }) (attrValues cfg.secrets)
-      ++ map (t: {
-        option = "nixseal.templates.\"${t.name}\".path";
-        inherit (t) path;
-      }) templates
-    )
+    ++ manifestLib.duplicatePathProblems (attrValues cfg.secrets ++ templates)
     ++ ownershipProblems "nixseal.secrets" mainSecrets
     ++ ownershipProblems "nixseal.templates" templates
     ++ forUsersProblems
@@ -403,6 +395,8 @@ in
       nixseal.secrets = mkIf cfg.declareRulesSecrets (lib.genAttrs cfg.rulesSecrets (_: { }));
     }
     (mkIf anySecrets {
+      warnings = lib.optional (scriptMode && noScriptsReason == "") "nixseal.activation = \"script\": activation scripts are on their way out of NixOS; nixseal.activation = \"systemd\" (the default) installs secrets from a unit instead";
+
       assertions =
         map (message: {
           assertion = false;

@@ -1,0 +1,172 @@
+"""Benchmark: evaluating a NixOS host's nixseal declarations, offline.
+
+For 10, 100 and 1,000 secrets (each: a file and an owner, the usual
+declaration), evaluates through checks/eval what building the host needs
+from the module: the manifest (as JSON), the failed assertions, and the
+install unit (which names the manifest file). Each evaluation is one
+``nix-instantiate --eval --strict`` process; reported are its wall time
+and peak resident memory (ru_maxrss of that child), median of --runs.
+
+Baselines, in the same run and with the same stubs and definitions:
+
+- "submodule": the same number of secrets declared the way agenix and
+  sops-nix declare them, one ``types.submodule`` per secret with agenix's
+  seven options (name, file, path, mode, owner, group, symlink), and one
+  shell snippet per secret concatenated into an activation script.
+- "agenix": agenix's own module, when --agenix names its modules/age.nix.
+- "empty": a host without secrets (the fixed cost of lib and stubs).
+
+Usage (from helper/):
+    python bench/bench_eval.py [--sizes 10,100,1000] [--runs 3] [--agenix PATH/modules/age.nix]
+Needs nix-instantiate and the nixpkgs lib in NIXPKGS_LIB (default /opt/nixpkgs-lib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+HARNESS = REPO / "checks" / "eval" / "lib.nix"
+NIXPKGS_LIB = os.environ.get("NIXPKGS_LIB", "/opt/nixpkgs-lib")
+
+# The host: n secrets with a file and an owner.
+SECRETS = """lib.listToAttrs (map (i: lib.nameValuePair "app/secret-${toString i}" {
+  file = "/var/lib/secrets/secret-${toString i}.age"; owner = "app"; }) (lib.range 1 n))"""
+
+HOST = """{
+  networking.hostName = "web1";
+  services.openssh.enable = true;
+  users.users.app = { isSystemUser = true; group = "app"; };
+  users.groups.app = { };
+}"""
+
+NIXSEAL = f"""
+  r = h.evalHost {{ modules = [ {HOST} {{ nixseal.secrets = {SECRETS}; }} ]; }};
+  result = {{
+    manifest = builtins.toJSON r.config.nixseal.manifest;
+    failed = r.failedAssertions;
+    unit = r.config.systemd.services.nixseal-install.serviceConfig.ExecStart or null;
+  }};
+"""
+
+# One submodule per secret, as agenix and sops-nix declare them; not their code.
+SUBMODULE = f"""
+  inherit (lib) mkOption types;
+  secretType = types.submodule ({{ config, name, ... }}: {{
+    options = {{
+      name = mkOption {{ type = types.str; default = name; description = "Name."; }};
+      file = mkOption {{ type = types.path; description = "Encrypted file."; }};
+      path = mkOption {{ type = types.str; default = "/run/agenix/${{config.name}}"; description = "Path."; }};
+      mode = mkOption {{ type = types.str; default = "0400"; description = "Mode."; }};
+      owner = mkOption {{ type = types.str; default = "0"; description = "Owner."; }};
+      group = mkOption {{ type = types.str; default = "0"; description = "Group."; }};
+      symlink = mkOption {{ type = types.bool; default = true; description = "Symlink."; }};
+    }};
+  }});
+  baseline = {{ config, ... }}: {{
+    options.baseline.secrets = mkOption {{ type = types.attrsOf secretType; default = {{ }}; }};
+    config.system.activationScripts.baseline = {{
+      deps = [ "specialfs" "users" "groups" ];
+      text = lib.concatMapStrings (s: ''
+        install -m ${{s.mode}} -o ${{s.owner}} -g ${{s.group}} /dev/null ${{s.path}}
+        age -d -o ${{s.path}} ${{s.file}}
+      '') (lib.attrValues config.baseline.secrets);
+    }};
+  }};
+  r = h.evalHost {{ withNixseal = false; modules = [ {HOST} baseline {{ baseline.secrets = {SECRETS}; }} ]; }};
+  result = {{ script = r.config.system.activationScripts.script; failed = r.failedAssertions; }};
+"""
+
+AGENIX = """
+  fake = h.fakePkgs { };
+  r = h.evalHost {
+    withNixseal = false;
+    pkgs = fake // { age = fake.coreutils; mount = fake.util-linux; };
+    modules = [ HOST (/. + AGENIX_PATH) { age.secrets = SECRETS; } ];
+  };
+  result = { script = r.config.system.activationScripts.script; failed = r.failedAssertions; };
+"""
+
+EMPTY = f"""
+  r = h.evalHost {{ modules = [ {HOST} ]; }};
+  result = {{ failed = r.failedAssertions; services = builtins.attrNames r.config.systemd.services; }};
+"""
+
+
+def expression(body: str, n: int) -> str:
+    return (
+        f'let h = import {HARNESS} {{ lib-path = "{NIXPKGS_LIB}"; }}; lib = h.lib; n = {n};'
+        f"{body} in builtins.seq (builtins.toJSON result) n"
+    )
+
+
+def measure(expr: str) -> tuple[float, float]:
+    """(seconds, peak MiB) of one evaluation."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        ["nix-instantiate", "--eval", "--strict", "--readonly-mode", "-E", expr],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, _, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    out = proc.stdout.read() if proc.stdout else b""
+    err = proc.stderr.read() if proc.stderr else b""
+    proc.returncode = 0 if out.strip() else 1
+    if not out.strip():
+        sys.exit(f"evaluation failed:\n{err.decode()}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def median(expr: str, runs: int) -> tuple[float, float]:
+    samples = [measure(expr) for _ in range(runs)]
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--agenix", metavar="AGE_NIX", help="agenix's modules/age.nix")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    variants = {"nixseal": NIXSEAL, "submodule": SUBMODULE}
+    if args.agenix:
+        agenix = (
+            AGENIX.replace("AGENIX_PATH", f'"{Path(args.agenix).resolve()}"')
+            .replace("HOST", HOST)
+            .replace("SECRETS", SECRETS)
+        )
+        variants["agenix"] = agenix
+
+    t0, m0 = median(expression(EMPTY, 0), args.runs)
+    print(f"empty host (lib + stubs): {t0:.3f} s, {m0:.1f} MiB")
+    header = f"{'secrets':>8} " + " ".join(f"{v + ' s':>13} {v + ' MiB':>15}" for v in variants)
+    print(header)
+    results: dict[tuple[str, int], tuple[float, float]] = {}
+    for n in sizes:
+        row = [f"{n:>8}"]
+        for name, body in variants.items():
+            t, m = median(expression(body, n), args.runs)
+            results[(name, n)] = (t, m)
+            row.append(f"{t:>13.3f} {m:>15.1f}")
+        print(" ".join(row))
+    print()
+    for base in (v for v in variants if v != "nixseal"):
+        for n in sizes:
+            t, m = results[("nixseal", n)]
+            bt, bm = results[(base, n)]
+            print(
+                f"{n:>5} secrets: nixseal / {base}: time {t / bt:.2f}x, memory {m / bm:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Benchmark `nixseal install` against one `age` process per file.
+
+    python bench/bench_install.py [--secrets 1000] [--runs 5] [--baseline-runs 3]
+
+Creates N secrets encrypted to a fresh ssh-ed25519 host key and measures,
+in the same run, on the same files:
+- baseline: `age -d -i KEY -o OUT FILE`, one process per file (as agenix does);
+- nixseal cold: `python -m nixseal install` into an empty root (first boot:
+  every file is decrypted), interpreter start included;
+- nixseal warm: the same into a root holding the previous generation (a
+  switch where the age files did not change);
+- one secret end to end (interpreter start included);
+- peak memory (ru_maxrss) of the nixseal process at N secrets.
+Prints medians and ratios. The nixseal child gets its bytecode compiled
+once into a private cache (as an installed package has it), without
+touching the source tree. As root, the bench runs in a private mount
+namespace with its outputs on ramfs, as on a host (/run, mountPoint);
+otherwise outputs go to the temporary directory's filesystem (slower file
+creation for both sides), which the output says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+HELPER = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HELPER))
+
+from nixseal import crypto  # noqa: E402
+
+
+def make_secrets(work: Path, count: int) -> tuple[Path, Path]:
+    key = work / "ssh_host_ed25519_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    recipient = crypto.parse_recipient(key.with_suffix(".pub").read_text(), "bench")
+    src = work / "src"
+    src.mkdir()
+    secrets = []
+    for i in range(count):
+        file = src / f"s{i:04d}.age"
+        file.write_bytes(crypto.encrypt(f"value-{i}-{os.urandom(8).hex()}\n".encode(), [recipient]))
+        secrets.append({"name": f"app{i % 10}/s{i:04d}", "file": str(file)})
+    manifest = work / f"manifest-{count}.json"
+    manifest.write_text(json.dumps({"version": 1, "identityPaths": [str(key)], "secrets": secrets}))
+    return key, manifest
+
+
+def child_env(work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    env["PYTHONPATH"] = str(HELPER)
+    return env
+
+
+# The development virtualenv holds nixseal as an editable install, whose
+# import hook costs every start ~10 ms that an installed package does not
+# pay; this launcher puts the package and its dependencies on sys.path
+# directly, as an installed package would have them.
+INSTALLED_LAYOUT = [
+    sys.executable,
+    "-S",
+    "-c",
+    "import sys; sys.path[:0] = sys.argv[1:3]; del sys.argv[1:3];"
+    " from nixseal.cli import main; sys.exit(main())",
+    str(HELPER),
+    sysconfig.get_paths()["purelib"],
+]
+DEV_VENV = [sys.executable, "-m", "nixseal"]
+
+
+def run_nixseal(
+    manifest: Path, root: Path, env: dict[str, str], launcher: list[str] = DEV_VENV
+) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one `python -m nixseal install`."""
+    argv = [*launcher, "-q", "install", "--manifest", str(manifest)]
+    argv += ["--root", str(root), "--no-mount"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"nixseal install failed: {proc.stderr.read().decode() if proc.stderr else ''}"
+        )
+    return elapsed, usage.ru_maxrss
+
+
+def fresh(root: Path) -> Path:
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    return root
+
+
+def baseline(key: Path, files: list[str], out: Path) -> float:
+    fresh(out)
+    start = time.perf_counter()
+    for i, file in enumerate(files):
+        subprocess.run(["age", "-d", "-i", str(key), "-o", str(out / str(i)), file], check=True)
+    return time.perf_counter() - start
+
+
+def in_private_namespace() -> bool:
+    """Re-run this script under `unshare --mount` when root; True inside it."""
+    if os.environ.get("NIXSEAL_BENCH_NS") == "1":
+        return True
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    env = {**os.environ, "NIXSEAL_BENCH_NS": "1"}
+    argv = ["unshare", "--mount", sys.executable, __file__, *sys.argv[1:]]
+    raise SystemExit(subprocess.run(argv, env=env, check=False).returncode)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--secrets", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline-runs", type=int, default=3)
+    parser.add_argument("--single-runs", type=int, default=20)
+    args = parser.parse_args()
+    if shutil.which("age") is None:
+        raise SystemExit("the age CLI is needed for the baseline")
+    ramfs = in_private_namespace()
+    with tempfile.TemporaryDirectory(prefix="nixseal-bench-") as tmp:
+        work = Path(tmp)
+        out = work / "out"
+        out.mkdir()
+        if ramfs:
+            subprocess.run(["mount", "-t", "ramfs", "none", str(out)], check=True)
+        try:
+            key, manifest = make_secrets(work, args.secrets)
+            files = [s["file"] for s in json.loads(manifest.read_text())["secrets"]]
+            one = work / "manifest-1.json"
+            doc = json.loads(manifest.read_text())
+            one.write_text(json.dumps({**doc, "secrets": doc["secrets"][:1]}))
+            env = child_env(work)
+            run_nixseal(one, fresh(out / "warmup"), env)  # fills the bytecode cache
+
+            base = [baseline(key, files, out / "age-out") for _ in range(args.baseline_runs)]
+            cold, rss = [], []
+            for _ in range(args.runs):
+                elapsed, peak = run_nixseal(manifest, fresh(out / "root"), env)
+                cold.append(elapsed)
+                rss.append(peak)
+            warm = [run_nixseal(manifest, out / "root", env)[0] for _ in range(args.runs)]
+            single = [run_nixseal(one, fresh(out / "one"), env)[0] for _ in range(args.single_runs)]
+            single_installed = [
+                run_nixseal(one, fresh(out / "one"), env, INSTALLED_LAYOUT)[0]
+                for _ in range(args.single_runs)
+            ]
+            startup = []
+            for _ in range(args.single_runs):
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+                startup.append(time.perf_counter() - start)
+        finally:
+            if ramfs:
+                subprocess.run(["umount", str(out)], check=True)
+
+    med = statistics.median
+    n = args.secrets
+    where = "ramfs" if ramfs else "the temporary directory's filesystem (not root)"
+    print(f"secrets: {n} (ssh-ed25519 host key), cpus: {os.cpu_count()}, outputs on {where}")
+    runs = f"({args.baseline_runs} runs)"
+    print(f"baseline, one age process per file: median {med(base):8.3f} s  {runs}")
+    print(f"nixseal install, cold (first boot):  median {med(cold):8.3f} s  ({args.runs} runs)")
+    print(f"nixseal install, warm (unchanged):   median {med(warm):8.3f} s  ({args.runs} runs)")
+    print(f"ratio baseline / cold: {med(base) / med(cold):6.1f}x   (target >= 40x)")
+    print(f"ratio baseline / warm: {med(base) / med(warm):6.1f}x")
+    print(f"one secret end to end, dev venv: median {med(single) * 1000:6.1f} ms (target < 100 ms)")
+    print(f"  of which interpreter start (python -c pass): {med(startup) * 1000:6.1f} ms")
+    print(
+        f"one secret, installed layout (no editable hook): median "
+        f"{med(single_installed) * 1000:6.1f} ms"
+    )
+    print(f"peak memory at {n} secrets: {max(rss) / 1024:6.1f} MiB (target < 50 MiB)")
+
+
+if __name__ == "__main__":
+    main()

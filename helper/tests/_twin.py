@@ -1,0 +1,208 @@
+"""A host for the local twins of the VM tests: a --root directory whose
+accounts come from the evaluated configuration, a private mount namespace
+that lives for the whole scenario (so the ramfs of each generation
+survives from one switch to the next), and the scenario's vocabulary of
+checks, in the same words as checks/vm/lib.nix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conftest import HELPER_DIR, REPO_ROOT
+
+SCENARIO_DIR = REPO_ROOT / "checks/scenarios"
+TEST_KEYS = REPO_ROOT / "secrets/test-keys"  # TEST-ONLY KEYS, committed on purpose
+
+# Runs inside the namespace: what a path holds, as root sees it there.
+_SNAPSHOT = r"""
+import json, os, sys
+out = {}
+for p in sys.argv[1:]:
+    try:
+        st = os.stat(p)
+        with open(p, "rb") as f:
+            body = f.read().decode("utf-8", "replace")
+    except OSError:
+        out[p] = None
+        continue
+    link = os.readlink(p) if os.path.islink(p) else None
+    out[p] = {"mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid,
+              "content": body, "link": link}
+print(json.dumps(out))
+"""
+
+
+def load_scenarios() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(SCENARIO_DIR.glob("*.json"))}
+
+
+def evaluate(env: dict[str, str]) -> dict[str, Any]:
+    """Every scenario's systems, evaluated offline (files copied into the store)."""
+    proc = subprocess.run(
+        [
+            *("nix-instantiate", "--eval", "--read-write-mode", "--strict", "--json"),
+            *(str(SCENARIO_DIR / "evaluate.nix"), "--argstr", "libPath", env["NIXPKGS_LIB"]),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Accounts:
+    """passwd and group of the rootfs, from the evaluated users and groups."""
+
+    uids: dict[str, int] = field(default_factory=dict)
+    gids: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, users: dict[str, Any], groups: dict[str, Any]) -> Accounts:
+        acc = cls()
+        free_system = iter(range(999, 400, -1))
+        free_normal = iter(range(1000, 30000))
+        taken = {g["gid"] for g in groups.values() if g["gid"] is not None}
+        for g in sorted(groups.values(), key=lambda g: g["name"]):
+            gid = g["gid"]
+            if gid is None:
+                gid = next(x for x in free_system if x not in taken)
+            acc.gids[g["name"]] = gid
+        taken = {u["uid"] for u in users.values() if u["uid"] is not None}
+        for u in sorted(users.values(), key=lambda u: u["name"]):
+            uid = u["uid"]
+            if uid is None:
+                pool = free_normal if u["isNormalUser"] else free_system
+                uid = next(x for x in pool if x not in taken)
+            acc.uids[u["name"]] = uid
+        return acc
+
+    def write(self, root: Path, users: dict[str, Any], groups: dict[str, Any]) -> None:
+        (root / "etc").mkdir(parents=True, exist_ok=True)
+        lines = []
+        for u in sorted(users.values(), key=lambda u: self.uids[u["name"]]):
+            gid = self.gids[u["group"]]
+            lines.append(f"{u['name']}:x:{self.uids[u['name']]}:{gid}::{u['home']}:/bin/sh\n")
+        (root / "etc/passwd").write_text("".join(lines))
+        members: dict[str, list[str]] = {g["name"]: list(g["members"]) for g in groups.values()}
+        for u in users.values():
+            for g in u["extraGroups"]:
+                members.setdefault(g, []).append(u["name"])
+        lines = [
+            f"{name}:x:{gid}:{','.join(sorted(members.get(name, [])))}\n"
+            for name, gid in sorted(self.gids.items(), key=lambda kv: kv[1])
+        ]
+        (root / "etc/group").write_text("".join(lines))
+
+    def user(self, uid: int) -> str:
+        return next(name for name, u in self.uids.items() if u == uid)
+
+    def group(self, gid: int) -> str:
+        return next(name for name, g in self.gids.items() if g == gid)
+
+
+@dataclass
+class Run:
+    code: int
+    err: str
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.err.splitlines() if line.startswith("{")]
+
+    def signalled(self, action: str) -> list[str]:
+        done = [e for e in self.events if e["event"] == "install finished"]
+        return [u for e in done for u in e.get("signalled", {}).get(action, [])]
+
+    def failed(self) -> list[str]:
+        return [e["name"] for e in self.events if e["event"] == "failed"]
+
+
+class Namespace:
+    """A private mount namespace kept alive by a sleeping process.
+
+    A tmpfs is mounted on <root>/run in it, so nothing a twin decrypts
+    reaches persistent disk, and mounts made by `nixseal install` (a ramfs
+    per mount point) outlive each run, as they do on a host.
+    """
+
+    def __init__(self, root: Path) -> None:
+        (root / "run").mkdir(parents=True, exist_ok=True)
+        script = 'mount -t tmpfs -o mode=0755 nixseal-twin "$1/run" && echo ready && exec sleep 900'
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "sh", "-c", script, "sh", str(root)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready", "tmpfs mount failed"
+
+    def run(
+        self, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = ["nsenter", "-t", str(self.proc.pid), "-m", "--", *argv]
+        full_env = {**os.environ, "PYTHONPATH": str(HELPER_DIR), **(env or {})}
+        return subprocess.run(cmd, env=full_env, capture_output=True, text=True, check=False)
+
+    def snapshot(self, paths: list[str]) -> dict[str, Any]:
+        proc = self.run([sys.executable, "-c", _SNAPSHOT, *paths])
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def write_manifest(path: Path, manifest: dict[str, Any], root: Path) -> Path:
+    """The evaluated manifest, with identity paths inside the twin's rootfs
+    (where the twin placed the host's test key, as the VM test does)."""
+    doc = dict(manifest)
+    doc["identityPaths"] = [str(root) + p for p in manifest["identityPaths"]]
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def place_key(src: Path, dest: Path, uid: int = 0, gid: int = 0) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    os.chown(dest, uid, gid)
+    dest.chmod(0o400)
+
+
+def committed_key(rel: str) -> Path:
+    """A scenario's key file: only ever one of the committed test keys."""
+    path = REPO_ROOT / rel
+    assert path.parent == TEST_KEYS, f"{rel}: scenarios use only the committed test keys"
+    return path
+
+
+def run_here(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(HELPER_DIR)}
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+
+
+def nixseal(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nixseal", "--log-format", "json", *args]
+
+
+def password_matches(password: str, crypted: str) -> bool:
+    """Does a SHA-crypt hash ($6$salt$...) belong to this password?"""
+    _, scheme, salt, _ = crypted.split("$", 3)
+    proc = subprocess.run(
+        ["openssl", "passwd", f"-{scheme}", "-salt", salt, password],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.strip() == crypted

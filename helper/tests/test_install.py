@@ -1,0 +1,440 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _activation import Scene, make_scene, tree
+from conftest import HELPER_DIR, make_age_key, make_ssh_key, needs_age, needs_root
+
+from nixseal import crypto
+
+
+@pytest.fixture
+def scene(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Scene:
+    return make_scene(tmp_path, capsys)
+
+
+def test_first_install_lays_out_a_generation(scene: Scene) -> None:
+    scene.add("api-token", b"tok\n", restartUnits=["api.service"])
+    scene.add("db/password", b"pw", reloadUnits=["db.service"])
+    r = scene.install()
+    assert r.code == 0, r.err
+    assert (scene.live("api-token").read_bytes(), scene.live("db/password").read_bytes()) == (
+        b"tok\n",
+        b"pw",
+    )
+    # relative links: the tree is readable inside DIR and correct on a host
+    assert os.readlink(scene.live()) == "secrets.d/1"
+    assert scene.live("db").is_dir() and not scene.live("db").is_symlink()
+    installed = r.events_named("installed")
+    assert sorted(e["name"] for e in installed) == ["api-token", "db/password"]
+    assert all(e["generation"] == 1 and e["kind"] == "secret" for e in installed)
+    (summary,) = r.events_named("install finished")
+    assert (summary["installed"], summary["previous"]) == (2, None)
+    # first boot: nothing was running with an old value, nothing is restarted
+    assert scene.read_list("restart") == [] and scene.read_list("reload") == []
+
+
+@needs_root
+def test_owners_modes_and_the_keys_group_come_from_the_root(scene: Scene) -> None:
+    scene.add("a", b"1", owner="alice", group="web", mode="0440")
+    scene.add("b", b"2", owner="bob")  # group: bob's primary group (100 in DIR/etc/passwd)
+    scene.add("c", b"3", owner="4321", group="5432", mode="0600")
+    scene.add("d/e", b"4")
+    assert scene.install().code == 0
+    a, b, c, e = (scene.live(n).stat() for n in ("a", "b", "c", "d/e"))
+    assert (a.st_uid, a.st_gid, stat.S_IMODE(a.st_mode)) == (1234, 2000, 0o440)
+    assert (b.st_uid, b.st_gid, stat.S_IMODE(b.st_mode)) == (1300, 100, 0o400)
+    assert (c.st_uid, c.st_gid, stat.S_IMODE(c.st_mode)) == (4321, 5432, 0o600)
+    assert (e.st_uid, e.st_gid) == (0, 0)
+    for d in (scene.root / "run/secrets.d", scene.root / "run/secrets.d/1", scene.live("d")):
+        st = d.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 96, 0o751), d
+
+
+@needs_root
+def test_without_a_keys_group_directories_belong_to_root(scene: Scene) -> None:
+    (scene.root / "etc/group").write_text("root:x:0:\n")
+    scene.add("a", b"1")
+    assert scene.install().code == 0
+    assert (scene.root / "run/secrets.d/1").stat().st_gid == 0
+
+
+def test_changes_are_detected_by_content_and_units_signalled(scene: Scene) -> None:
+    scene.add("same", b"s", restartUnits=["same.service"])
+    scene.add("edit", b"v1", restartUnits=["edit.service"], reloadUnits=["edit2.service"])
+    scene.add("gone", b"g", restartUnits=["gone.service"])
+    scene.template("app.env", "PW=@EDIT@\n", reloadUnits=["app.service"])
+    scene.template("static", "nothing secret\n", restartUnits=["static.service"])
+    scene.doc["placeholders"] = {"edit": "@EDIT@"}
+    assert scene.install().code == 0
+    assert scene.live("rendered/app.env").read_bytes() == b"PW=v1\n"
+
+    scene.set_value("same", b"s")  # re-encrypted, same plaintext: not a change
+    scene.set_value("edit", b"v2")
+    del scene.secrets[2]
+    scene.add("new", b"n", restartUnits=["new.service"])
+    r = scene.install()
+    assert r.code == 0, r.err
+    assert scene.live("rendered/app.env").read_bytes() == b"PW=v2\n"
+    assert not scene.live("gone").exists()
+    by_name = {e["name"]: e["event"] for e in r.events if "name" in e}
+    assert by_name == {
+        "edit": "changed",
+        "gone": "removed",
+        "new": "installed",
+        "app.env": "changed",
+    }
+    assert scene.read_list("restart") == ["edit.service", "gone.service", "new.service"]
+    assert scene.read_list("reload") == ["app.service", "edit2.service"]
+
+    scene.clear_lists()
+    r = scene.install()
+    assert r.code == 0 and scene.read_list("restart") == [] and scene.read_list("reload") == []
+    (summary,) = r.events_named("install finished")
+    assert summary["unchanged"] == 5 and summary["generation"] == 3
+
+
+def test_unchanged_files_are_shared_not_decrypted_again(scene: Scene) -> None:
+    scene.add("a", b"1")
+    scene.add("b", b"2", mode="0400")
+    assert scene.install().code == 0
+    inode_a, inode_b = scene.live("a").stat().st_ino, scene.live("b").stat().st_ino
+    scene.secrets[1]["mode"] = "0440"  # same ciphertext, new mode: a file of its own
+    # no usable key at all: an unchanged file still installs
+    scene.doc["identityPaths"] = [str(scene.tmp / "nope")]
+    r = scene.install()
+    assert r.code == 0, r.err
+    assert scene.live("a").stat().st_ino == inode_a
+    assert scene.live("b").stat().st_ino != inode_b
+    assert stat.S_IMODE(scene.live("b").stat().st_mode) == 0o440
+    assert scene.live("b").read_bytes() == b"2"
+
+
+def test_keep_generations_prunes_old_ones(scene: Scene) -> None:
+    scene.add("a", b"1")
+    for value in (b"2", b"3", b"4"):
+        scene.set_value("a", value)
+        assert scene.install().code == 0
+    assert scene.generations() == [2, 3]
+    scene.doc["keepGenerations"] = 0
+    assert scene.install().code == 0
+    assert scene.generations() == [4] and scene.current() == 4
+    assert sorted(p.name for p in (scene.root / "run/secrets.d").iterdir()) == ["4", "4.json"]
+
+
+def test_custom_paths_get_symlinks_that_follow_switches(scene: Scene) -> None:
+    scene.add("tls/key", b"k1", path="/etc/nginx/key.pem")
+    scene.add("inside", b"i", path="/run/secrets/elsewhere/inside")
+    assert scene.install().code == 0
+    link = scene.root / "etc/nginx/key.pem"
+    assert os.readlink(link) == "../../run/secrets/tls/key"
+    assert link.read_bytes() == b"k1"
+    assert scene.live("elsewhere/inside").read_bytes() == b"i"
+    assert not scene.live("inside").exists()
+    scene.set_value("tls/key", b"k2")
+    assert scene.install().code == 0
+    assert link.read_bytes() == b"k2"
+    del scene.secrets[0]
+    assert scene.install().code == 0
+    assert not link.is_symlink()
+
+
+def test_a_regular_file_in_the_way_of_a_link_is_kept(scene: Scene) -> None:
+    (scene.root / "etc/app.conf").write_text("mine")
+    scene.add("app", b"v", path="/etc/app.conf")
+    scene.add("other", b"o")
+    r = scene.install()
+    assert r.code == 1
+    (failed,) = r.events_named("failed")
+    assert "a file is in the way" in failed["reason"] and failed["name"] == "app"
+    assert (scene.root / "etc/app.conf").read_text() == "mine"
+    assert scene.live("other").read_bytes() == b"o"
+
+
+def test_templates_render_byte_exact(scene: Scene) -> None:
+    scene.add("user", b"admin")
+    scene.add("pass", b"p@ss\nword\x00")
+    scene.template("creds", "u=<U> p=<P> again <U>", owner="alice", mode="0440")
+    scene.doc["placeholders"] = {"user": "<U>", "pass": "<P>"}
+    assert scene.install().code == 0
+    assert scene.live("rendered/creds").read_bytes() == b"u=admin p=p@ss\nword\x00 again admin"
+
+
+# -- failure policy -----------------------------------------------------------
+
+
+def _failing_cases(scene: Scene) -> None:
+    other = make_ssh_key(scene.tmp, name="other_key")
+    wrong = crypto.encrypt(b"w", [crypto.parse_recipient(other.public, "t")])
+    Path(scene.secrets[1]["file"]).write_bytes(wrong)
+    good = Path(scene.secrets[2]["file"]).read_bytes()
+    Path(scene.secrets[2]["file"]).write_bytes(good[: len(good) - 10])
+    Path(scene.secrets[3]["file"]).write_bytes(b"not age at all\n")
+    scene.secrets[4]["owner"] = "mallory"
+    Path(scene.secrets[5]["file"]).unlink()
+
+
+def test_bad_secrets_fail_alone_and_keep_their_previous_value(scene: Scene) -> None:
+    scene.add("fine", b"fine", restartUnits=["fine.service"])
+    for i, name in enumerate(["wrongkey", "truncated", "corrupt", "owner", "missing"]):
+        scene.add(name, f"old-{i}".encode(), restartUnits=[f"{name}.service"])
+    scene.template("t", "v=@T@", reloadUnits=["t.service"])
+    scene.doc["placeholders"] = {"truncated": "@T@"}
+    assert scene.install().code == 0
+    _failing_cases(scene)
+    scene.set_value("fine", b"fine2")
+    r = scene.install(fmt="console")
+    assert r.code == 1
+    assert scene.live("fine").read_bytes() == b"fine2"
+    for i, name in enumerate(["wrongkey", "truncated", "corrupt", "owner", "missing"]):
+        assert scene.live(name).read_bytes() == f"old-{i}".encode(), name
+    assert scene.live("rendered/t").read_bytes() == b"v=old-1"
+    lines = [line for line in r.err.splitlines() if line.startswith("[error")]
+    assert len(lines) == 6
+    reasons = "\n".join(lines)
+    assert "not encrypted to this key" in reasons
+    assert "truncated or corrupt" in reasons
+    assert "not an age file" in reasons
+    assert "unknown owner 'mallory'" in reasons
+    assert "No such file or directory" in reasons
+    assert "secret 'truncated' it uses is not available" in reasons
+    assert "Traceback" not in r.err
+    # only the change that happened is signalled; failures change nothing
+    assert scene.read_list("restart") == ["fine.service"] and scene.read_list("reload") == []
+    # still failing next time: the old value stays, and stays unsignalled
+    scene.clear_lists()
+    assert scene.install().code == 1
+    assert scene.live("owner").read_bytes() == b"old-3" and scene.read_list("restart") == []
+
+
+def test_a_new_secret_that_fails_is_absent_and_named(scene: Scene) -> None:
+    scene.add("ok", b"1")
+    bad = scene.add("bad", b"2")
+    Path(bad["file"]).write_bytes(b"age-encryption.org/v1\n-> X25519")
+    r = scene.install()
+    assert r.code == 1
+    (failed,) = r.events_named("failed")
+    assert failed["name"] == "bad" and failed["kept_previous"] is False
+    assert "truncated age file" in failed["reason"]
+    assert scene.live("ok").read_bytes() == b"1" and not scene.live("bad").exists()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "{not json",
+        json.dumps({"version": 1, "secrets": [{"name": "../../etc/shadow", "file": "/f"}]}),
+        json.dumps({"version": 1, "secrets": [{"name": "a", "file": "/f", "mode": "rw"}]}),
+        json.dumps({"version": 1, "secrets": [{"file": "/f"}]}),
+    ],
+)
+def test_a_malformed_manifest_changes_nothing(scene: Scene, bad: str) -> None:
+    scene.add("a", b"1")
+    assert scene.install().code == 0
+    before = tree(scene.root)
+    path = scene.tmp / "bad.json"
+    path.write_text(bad)
+    r = scene.cli(["install", "--manifest", str(path), "--root", str(scene.root), "--no-mount"])
+    assert r.code == 2
+    assert r.err.startswith(f"nixseal install: error: {path}: ")
+    assert len(r.err.splitlines()) == 1
+    assert tree(scene.root) == before
+
+
+def test_a_missing_root_is_a_usage_error(scene: Scene) -> None:
+    scene.add("a", b"1")
+    r = scene.cli(["install", "--manifest", str(scene.write()), "--root", str(scene.tmp / "no")])
+    assert r.code == 2 and "not a directory" in r.err
+
+
+# -- identities -----------------------------------------------------------------
+
+
+def test_identities_of_every_kind_and_unreadable_ones_skipped(scene: Scene) -> None:
+    rsa = make_ssh_key(scene.tmp, "rsa")
+    age_key = make_age_key(scene.tmp)
+    second = make_age_key(scene.tmp, "second.txt")
+    combined = scene.tmp / "combined.txt"  # several keys, comments, blank lines
+    combined.write_text(f"# one\n{age_key.secret}\n\n# two\n{second.secret}\n")
+    scene.doc["identityPaths"] = [
+        str(scene.tmp / "absent"),
+        str(rsa.private_path),
+        str(combined),
+        str(scene.key.private_path),
+    ]
+    values = {"ed": b"e", "rsa": b"r", "age1": b"a1", "age2": b"a2"}
+    recipients = {"ed": scene.key.public, "rsa": rsa.public}
+    recipients |= {"age1": age_key.public, "age2": second.public}
+    for name, value in values.items():
+        file = scene.src / f"{name}.age"
+        file.write_bytes(crypto.encrypt(value, [crypto.parse_recipient(recipients[name], "t")]))
+        scene.secrets.append({"name": name, "file": str(file)})
+    r = scene.install()
+    assert r.code == 0, r.err
+    assert {n: scene.live(n).read_bytes() for n in values} == values
+    (skipped,) = r.events_named("identity skipped")
+    assert skipped["identity"] == str(scene.tmp / "absent")
+
+
+def test_no_usable_identity_fails_every_secret(scene: Scene) -> None:
+    scene.add("a", b"1")
+    scene.doc["identityPaths"] = [str(scene.tmp / "absent")]
+    r = scene.install()
+    assert r.code == 1
+    (failed,) = r.events_named("failed")
+    assert "no usable identity" in failed["reason"]
+
+
+# -- modes of running -------------------------------------------------------------
+
+
+def test_dry_run_reports_and_touches_nothing(scene: Scene) -> None:
+    scene.add("a", b"1", restartUnits=["a.service"])
+    scene.add("b", b"2")
+    assert scene.install().code == 0
+    scene.set_value("a", b"changed")
+    scene.add("c", b"3")
+    before = tree(scene.root)
+    r = scene.install("--no-mount", "--dry-run")
+    assert r.code == 0, r.err
+    assert tree(scene.root) == before
+    events = {e["name"]: e["event"] for e in r.events if "name" in e}
+    assert events == {"a": "changed", "c": "installed"}
+    assert all(e.get("dry_run") for e in r.events)
+    (summary,) = r.events_named("dry run finished")
+    assert summary["would_signal"] == {"restart": ["a.service"], "reload": []}
+    # a dry run on a fresh root creates nothing at all
+    fresh = make_scene(scene.tmp / "fresh", scene.capsys)
+    fresh.add("x", b"x")
+    assert fresh.install("--dry-run").code == 0
+    assert sorted(p.name for p in fresh.root.iterdir()) == ["etc"]
+
+
+def test_user_mode_installs_into_the_runtime_dir_without_chown(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = scene.tmp / "xdg"
+    runtime.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    scene.doc.update(userMode=True, mountPoint="%r/secrets.d", symlinkPath="%r/secrets")
+    scene.doc.pop("restartListPath")
+    scene.doc.pop("reloadListPath")
+    scene.add("a", b"1", owner="nonexistent-user", mode="0600")
+    scene.add("b", b"2", path="%r/other/b")
+    r = scene.cli(["--log-format", "json", "install", "--manifest", str(scene.write())])
+    assert r.code == 0, r.err
+    assert (runtime / "secrets/a").read_bytes() == b"1"
+    assert (runtime / "other/b").read_bytes() == b"2"
+    st = (runtime / "secrets/a").stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (os.getuid(), 0o600)
+    assert not (runtime / "secrets.d").is_mount()
+
+
+def test_log_format_after_the_verb_and_console_output(scene: Scene) -> None:
+    scene.add("a", b"1")
+    path = str(scene.write())
+    r = scene.cli(["install", "--manifest", path, "--root", str(scene.root), "--no-mount"])
+    assert r.code == 0 and "[info" in r.err and "installed" in r.err and "name=a" in r.err
+    argv = ["install", "--log-format", "json", "--manifest", path, "--root", str(scene.root)]
+    r = scene.cli([*argv, "--no-mount"])
+    assert r.code == 0 and r.events_named("install finished")
+
+
+def test_no_plaintext_in_any_output(scene: Scene) -> None:
+    """Succeeding, failing, dry, json and console runs never print a value."""
+    secret = b"Zq9-PLAINTEXT-never-logged-7Xk"
+    scene.add("a", secret, restartUnits=["a.service"])
+    scene.add("b/c", secret + b"2", path="/etc/c")
+    scene.template("t", "x=@A@", reloadUnits=["t.service"])
+    scene.doc["placeholders"] = {"a": "@A@"}
+    outputs = []
+    for fmt in ("json", "console"):
+        outputs.append(scene.install(fmt=fmt))
+        scene.set_value("a", secret + b"3")
+        outputs.append(scene.install("--no-mount", "--dry-run", fmt=fmt))
+        outputs.append(scene.install(fmt=fmt))
+        _corrupt = Path(scene.secrets[1]["file"])
+        good = _corrupt.read_bytes()
+        _corrupt.write_bytes(good[:-5])
+        scene.secrets[0]["owner"] = "nobody-here"
+        outputs.append(scene.install(fmt=fmt))
+        _corrupt.write_bytes(good)
+        scene.secrets[0].pop("owner")
+    argv = ["-v", "install", "--manifest", str(scene.write()), "--root", str(scene.root)]
+    r = scene.cli([*argv, "--no-mount"])
+    outputs.append(r)
+    assert {o.code for o in outputs} == {0, 1}
+    text = "".join(o.out + o.err for o in outputs)
+    assert "Zq9-PLAINTEXT" not in text
+    assert "failed" in text and "unchanged" in text  # -v shows debug events too
+
+
+@needs_age
+def test_files_from_the_age_cli_install_byte_exact(scene: Scene) -> None:
+    age_key = make_age_key(scene.tmp)
+    scene.doc["identityPaths"].append(str(age_key.path))
+    payloads = {
+        "bin": bytes(range(256)) * 40,
+        "newline": b"value\n\n",
+        "empty": b"",
+    }
+    for name, payload in payloads.items():
+        plain = scene.tmp / f"{name}.plain"
+        plain.write_bytes(payload)
+        for how, args in (
+            ("ssh", ["-R", str(scene.key.private_path) + ".pub"]),
+            ("x25519", ["-r", age_key.public]),
+            ("armor", ["-a", "-r", age_key.public]),
+        ):
+            out = scene.src / f"{name}-{how}.age"
+            subprocess.run(["age", *args, "-o", str(out), str(plain)], check=True)
+            scene.secrets.append({"name": f"{name}-{how}", "file": str(out)})
+    r = scene.install()
+    assert r.code == 0, r.err
+    for entry in scene.secrets:
+        keys = ["-i", str(scene.key.private_path), "-i", str(age_key.path)]
+        want = subprocess.run(
+            ["age", "-d", *keys, entry["file"]],
+            check=True,
+            capture_output=True,
+        ).stdout
+        assert scene.live(entry["name"]).read_bytes() == want
+        assert want == payloads[entry["name"].split("-")[0]]
+
+
+@needs_root
+def test_mounts_ramfs_or_tmpfs_once_in_a_private_namespace(scene: Scene) -> None:
+    scene.add("a", b"1")
+    manifest = scene.write()
+    script = f"""
+set -e
+nixseal() {{ PYTHONPATH={HELPER_DIR} {sys.executable} -m nixseal "$@"; }}
+nixseal install --manifest {manifest} --root {scene.root} 2>/dev/null
+nixseal install --manifest {manifest} --root {scene.root} 2>/dev/null
+findmnt -n -o FSTYPE,OPTIONS {scene.root}/run/secrets.d
+findmnt -n {scene.root}/run/secrets.d | wc -l
+cat {scene.root}/run/secrets/a
+"""
+    proc = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script], check=False, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    fstype_opts, count, value = proc.stdout.split("\n")[:3]
+    assert fstype_opts.split()[0] == "ramfs" and "nosuid" in fstype_opts and "nodev" in fstype_opts
+    assert (count, value) == ("1", "1")
+    # outside the namespace nothing was mounted, and no plaintext reached this disk
+    assert not (scene.root / "run/secrets.d").is_mount()
+    assert not (scene.root / "run/secrets.d/1").exists()
+
+    scene.doc["useTmpfs"] = True
+    manifest = scene.write()
+    proc = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script], check=False, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "tmpfs"
