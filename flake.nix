@@ -55,6 +55,7 @@
         default = {
           type = "app";
           program = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.nixseal;
+          meta.description = "The nixseal CLI: create, edit, rekey, check and audit secrets";
         };
       });
 

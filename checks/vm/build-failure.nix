@@ -25,7 +25,7 @@ let
 in
 assert lib.assertMsg (lib.any explains assertions)
   "scenario ${name}: no assertion of system ${evalFailure.system} says ${builtins.toJSON evalFailure.messages}; got ${builtins.toJSON assertions}";
-pkgs.runCommand "nixseal-${name}" { } ''
+pkgs.runCommand "nixseal-${name}" { passthru = { inherit failedBuild; }; } ''
   log=${failedBuild}/testBuildFailure.log
   test "$(cat ${failedBuild}/testBuildFailure.exit)" = 1
   ${lib.concatMapStrings (m: ''

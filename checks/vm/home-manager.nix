@@ -1,7 +1,7 @@
 # The VM test of a home-manager scenario. The flake has no home-manager
-# input, so the user's configuration is evaluated with nixseal's
-# home-manager module against the option stand-ins of ../eval (the same
-# evaluation the local twin makes), and the user unit it defines is
+# input, so the user's configuration is evaluated with the flake's
+# homeManagerModules.nixseal against the option stand-ins of ../eval (the
+# same evaluation the local twin makes), and the user unit it defines is
 # installed into the VM as a NixOS user unit. The user lingers, so her
 # systemd instance (and the unit) starts at boot.
 {
@@ -15,11 +15,10 @@ let
   inherit (pkgs) lib;
   scenario = defs.scenarios.${name};
   inherit (scenario) home;
-  nixseal = self.packages.${pkgs.stdenv.hostPlatform.system}.nixseal;
 
   harness = import ../eval/lib.nix { inherit lib; };
   evaluated = harness.evalHome {
-    modules = defs.homeModulesFor scenario ++ [ { nixseal.package = nixseal; } ];
+    modules = [ self.homeManagerModules.nixseal ] ++ defs.homeModulesFor scenario;
     inherit pkgs;
   };
   failed = evaluated.failedAssertions;

@@ -7,6 +7,10 @@ install unit (which names the manifest file). Each evaluation is one
 ``nix-instantiate --eval --strict`` process; reported are its wall time
 and peak resident memory (ru_maxrss of that child), median of --runs.
 
+Also "nixseal+rules": the secrets come from a rules file (all given to the
+host through a group, declared by `nixseal.declareRulesSecrets`), their
+files are Nix paths hashed into the store as a build does.
+
 Baselines, in the same run and with the same stubs and definitions:
 
 - "submodule": the same number of secrets declared the way agenix and
@@ -25,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,6 +61,16 @@ NIXSEAL = f"""
   }};
 """
 
+RULES = f"""
+  r = h.evalHost {{ modules = [ {HOST} {{
+    nixseal.rules = /. + RULES_PATH; nixseal.declareRulesSecrets = true; }} ]; }};
+  result = {{
+    manifest = builtins.toJSON r.config.nixseal.manifest;
+    failed = r.failedAssertions;
+    unit = r.config.systemd.services.nixseal-install.serviceConfig.ExecStart or null;
+  }};
+"""
+
 # One submodule per secret, as agenix and sops-nix declare them; not their code.
 SUBMODULE = f"""
   inherit (lib) mkOption types;
@@ -62,7 +78,9 @@ SUBMODULE = f"""
     options = {{
       name = mkOption {{ type = types.str; default = name; description = "Name."; }};
       file = mkOption {{ type = types.path; description = "Encrypted file."; }};
-      path = mkOption {{ type = types.str; default = "/run/agenix/${{config.name}}"; description = "Path."; }};
+      path = mkOption {{
+        type = types.str; default = "/run/agenix/${{config.name}}"; description = "Path.";
+      }};
       mode = mkOption {{ type = types.str; default = "0400"; description = "Mode."; }};
       owner = mkOption {{ type = types.str; default = "0"; description = "Owner."; }};
       group = mkOption {{ type = types.str; default = "0"; description = "Group."; }};
@@ -79,7 +97,9 @@ SUBMODULE = f"""
       '') (lib.attrValues config.baseline.secrets);
     }};
   }};
-  r = h.evalHost {{ withNixseal = false; modules = [ {HOST} baseline {{ baseline.secrets = {SECRETS}; }} ]; }};
+  r = h.evalHost {{
+    withNixseal = false; modules = [ {HOST} baseline {{ baseline.secrets = {SECRETS}; }} ];
+  }};
   result = {{ script = r.config.system.activationScripts.script; failed = r.failedAssertions; }};
 """
 
@@ -95,8 +115,22 @@ AGENIX = """
 
 EMPTY = f"""
   r = h.evalHost {{ modules = [ {HOST} ]; }};
-  result = {{ failed = r.failedAssertions; services = builtins.attrNames r.config.systemd.services; }};
+  result = {{
+    failed = r.failedAssertions; services = builtins.attrNames r.config.systemd.services;
+  }};
 """
+
+
+def write_rules(directory: Path, n: int) -> Path:
+    """A rules file giving n secrets to web1 (through @web), with their files."""
+    lines = ["version = 1", "[hosts.web1]", 'key = "age1xyz"', "[groups]", 'web = ["web1"]']
+    (directory / "app").mkdir(parents=True, exist_ok=True)
+    for i in range(1, n + 1):
+        lines += [f'[secrets."app/secret-{i}"]', 'hosts = ["@web"]']
+        (directory / "app" / f"secret-{i}.age").write_bytes(b"age-encryption.org/v1\n")
+    rules = directory / "secrets.toml"
+    rules.write_text("\n".join(lines) + "\n")
+    return rules
 
 
 def expression(body: str, n: int) -> str:
@@ -111,16 +145,17 @@ def measure(expr: str) -> tuple[float, float]:
     start = time.perf_counter()
     proc = subprocess.Popen(
         ["nix-instantiate", "--eval", "--strict", "--readonly-mode", "-E", expr],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    _, _, usage = os.wait4(proc.pid, 0)
+    # wait4, not wait: the rusage of this one child (its output is one line).
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    out = proc.stdout.read() if proc.stdout else b""
-    err = proc.stderr.read() if proc.stderr else b""
-    proc.returncode = 0 if out.strip() else 1
-    if not out.strip():
-        sys.exit(f"evaluation failed:\n{err.decode()}")
+    if os.waitstatus_to_exitcode(status) != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        sys.exit(f"evaluation failed:\n{err}")
+    if proc.stderr:
+        proc.stderr.close()
     return elapsed, usage.ru_maxrss / 1024
 
 
@@ -137,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    variants = {"nixseal": NIXSEAL, "submodule": SUBMODULE}
+    variants = {"nixseal": NIXSEAL, "nixseal+rules": RULES, "submodule": SUBMODULE}
     if args.agenix:
         agenix = (
             AGENIX.replace("AGENIX_PATH", f'"{Path(args.agenix).resolve()}"')
@@ -151,21 +186,23 @@ def main() -> None:
     header = f"{'secrets':>8} " + " ".join(f"{v + ' s':>13} {v + ' MiB':>15}" for v in variants)
     print(header)
     results: dict[tuple[str, int], tuple[float, float]] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="nixseal-bench-"))
     for n in sizes:
         row = [f"{n:>8}"]
-        for name, body in variants.items():
+        rules = write_rules(scratch / str(n), n)
+        for name, template in variants.items():
+            body = template.replace("RULES_PATH", f'"{rules}"')
             t, m = median(expression(body, n), args.runs)
             results[(name, n)] = (t, m)
             row.append(f"{t:>13.3f} {m:>15.1f}")
         print(" ".join(row))
+    shutil.rmtree(scratch)
     print()
-    for base in (v for v in variants if v != "nixseal"):
+    for base in (v for v in variants if not v.startswith("nixseal")):
         for n in sizes:
             t, m = results[("nixseal", n)]
             bt, bm = results[(base, n)]
-            print(
-                f"{n:>5} secrets: nixseal / {base}: time {t / bt:.2f}x, memory {m / bm:.2f}x"
-            )
+            print(f"{n:>5} secrets: nixseal / {base}: time {t / bt:.2f}x, memory {m / bm:.2f}x")
 
 
 if __name__ == "__main__":

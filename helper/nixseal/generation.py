@@ -212,8 +212,10 @@ def write_record(mount_point: Path, number: int, record: dict[str, Any]) -> None
     step()
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, separators=(",", ":"))
+    # json.dumps, not json.dump: only the one-shot form uses the C encoder
+    # (json.dump to a file is pure Python, ~10x slower for 1,000 entries).
+    with os.fdopen(fd, "wb") as f:
+        f.write(json.dumps(record, separators=(",", ":")).encode())
     step()
     tmp.replace(path)
 

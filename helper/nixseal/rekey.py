@@ -10,20 +10,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from nixseal import crypto, drift
+from nixseal import crypto, drift, pool
 from nixseal.errors import NixsealError
 from nixseal.repo import Context, ciphertext_for, store_ciphertext
-from nixseal.rules import Rules, display_path
+from nixseal.rules import display_path
 
 # Below this many files a run is quick enough not to need progress lines.
 PROGRESS_MIN = 20
-# Below this many files, forking workers costs more than it saves.
-PARALLEL_MIN = 48
-MAX_WORKERS = 8
+# A forked worker must re-encrypt at least this many files (~1 ms each) to
+# repay its fork.
+FILES_PER_WORKER = 24
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,75 +86,43 @@ def plan(ctx: Context, names: list[str], force: bool) -> Plan:
     return out
 
 
-# Set in the parent just before forking workers, inherited by them: pyrage
-# key objects cannot be pickled, and plaintext must not cross processes.
-_WORK: list[tuple[list[crypto.Identity], Rules]] = []
-
-
-def _rekey_one(item: tuple[str, bytes, str]) -> tuple[str, bytes | None, str]:
-    """Decrypt and re-encrypt one file in memory: (name, ciphertext, error)."""
-    name, data, source = item
-    identities, rules = _WORK[0]
-    try:
-        return name, ciphertext_for(rules, name, crypto.decrypt(data, identities, source)), ""
-    except NixsealError as err:
-        return name, None, str(err)
-
-
-def _workers(count: int, identities: list[crypto.Identity]) -> int:
-    # Plugin identities may prompt (PIN, touch): one process talks to the
-    # user. Small batches do not repay the forks.
-    if count < PARALLEL_MIN or any(i.kind == "plugin" for i in identities):
-        return 1
-    import multiprocessing  # only for big batches: costs start-up time
-
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
-
-
-def _results(
-    items: list[tuple[str, bytes, str]], workers: int
-) -> Iterator[tuple[str, bytes | None, str]]:
-    if workers == 1:
-        yield from map(_rekey_one, items)
-        return
-    import multiprocessing
-
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(_rekey_one, items, chunksize=16)
-
-
 def reencrypt(ctx: Context, todo: list[tuple[str, bytes]], failed: list[str]) -> int:
     """Re-encrypt todo; failures are appended to failed. The number done.
 
     Crypto runs in forked workers for big batches (each file is decrypted
-    and re-encrypted inside one worker; only ciphertext comes back). Files
-    are replaced one by one, atomically, and synced once at the end.
+    and re-encrypted inside one worker; only ciphertext comes back; see
+    nixseal.pool). Files are replaced one by one, atomically, and synced
+    once at the end.
     """
     done = 0
     progress = Progress(len(todo), sys.stderr)
     if not todo:
         return 0
     identities = ctx.identities()
-    items = [(n, d, display_path(ctx.rules.file_for(n))) for n, d in todo]
-    _WORK[:] = [(identities, ctx.rules)]
+    rules = ctx.rules
+
+    def rekey_one(item: tuple[str, bytes]) -> bytes:
+        name, data = item
+        source = display_path(rules.file_for(name))
+        return ciphertext_for(rules, name, crypto.decrypt(data, identities, source))
+
+    workers = pool.workers_for(len(todo), FILES_PER_WORKER, identities)
     try:
-        for i, (name, data, error) in enumerate(
-            _results(items, _workers(len(items), identities)), 1
-        ):
-            if data is None:
-                failed.append(error)
-            else:
-                try:
-                    store_ciphertext(ctx, name, data, new_value=False, save=False, durable=False)
-                except (NixsealError, OSError) as err:
-                    failed.append(f"{name}: cannot write: {err}")
+        with pool.OrderedMap(rekey_one, todo, workers) as results:
+            for i, ((name, _), result) in enumerate(zip(todo, results, strict=True), 1):
+                if isinstance(result, NixsealError):
+                    failed.append(str(result))
                 else:
-                    done += 1
-            progress.update(i)
+                    try:
+                        store_ciphertext(
+                            ctx, name, result, new_value=False, save=False, durable=False
+                        )
+                    except (NixsealError, OSError) as err:
+                        failed.append(f"{name}: cannot write: {err}")
+                    else:
+                        done += 1
+                progress.update(i)
     finally:
-        _WORK.clear()
         # Whatever was re-encrypted before an error or Ctrl-C stays recorded.
         os.sync()
         ctx.state.save()

@@ -121,3 +121,28 @@ def test_age_cli_reads_rekeyed_files_with_the_new_host_key(repo: Repo) -> None:
     repo.write_rules({"a": ["web2"], "b": ["web1"], "c": []})
     assert repo.run("rekey").code == 0
     assert age_decrypt(repo.hosts["web2"].private_path, repo.age_file("a")) == b"value a"
+
+
+def test_many_files_are_rekeyed_by_workers_with_failures_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nixseal import pool, rekey
+
+    monkeypatch.setattr(rekey, "FILES_PER_WORKER", 4)  # workers from a few files on
+    monkeypatch.setattr(pool, "cpus", lambda: 3)
+    repo = make_repo(tmp_path)
+    names = [f"s{i:02}" for i in range(24)]
+    repo.write_rules({n: ["web1"] for n in names})
+    for n in names:
+        repo.encrypt(n, n.encode())
+    repo.age_file("s13").write_bytes(repo.age_file("s13").read_bytes()[:-30])
+    repo.host("web2")
+    repo.write_rules({n: ["web1", "web2"] for n in names})
+    r = repo.run("rekey")
+    assert r.code == 1
+    assert "secrets/s13.age: truncated or corrupt" in r.err
+    assert "rekeyed 23 of 24 secrets, 1 failed" in r.err
+    web2 = crypto.load_identity_file(repo.hosts["web2"].private_path)
+    for n in names:
+        if n != "s13":
+            assert crypto.decrypt(repo.age_file(n).read_bytes(), web2, n) == n.encode()

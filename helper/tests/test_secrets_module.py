@@ -292,6 +292,18 @@ def test_duplicate_paths_name_both_options() -> None:
     )
 
 
+def test_duplicate_names_name_the_option() -> None:
+    messages = failed(
+        mod(
+            'nixseal.secrets.a = { file = "/a.age"; name = "db"; path = "/run/a"; };'
+            ' nixseal.secrets.b = { file = "/b.age"; name = "db"; path = "/run/b"; };'
+        )
+    )
+    assert (
+        'nixseal.secrets: 2 entries are named "db": give each its own nixseal.secrets.<name>.name'
+    ) in messages
+
+
 @pytest.mark.parametrize("name", ["../x", "a/../../etc/shadow", "./a", "a//b", "with space"])
 def test_hostile_names_are_refused(name: str) -> None:
     messages = failed(
@@ -636,7 +648,9 @@ def test_script_mode_snippet_deps_dry_run_and_restart_lists() -> None:
         warnings="warnings",
     )
     assert r["failed"] == []
-    assert any(w.startswith('nixseal.activation = "script": activation scripts') for w in r["warnings"])
+    assert any(
+        w.startswith('nixseal.activation = "script": activation scripts') for w in r["warnings"]
+    )
     snippet = r["snippet"]
     assert set(snippet["deps"]) == {"specialfs", "users", "groups"}
     assert snippet["supportsDryActivation"] is True
@@ -891,10 +905,10 @@ def test_options_doc_is_up_to_date() -> None:
 def test_secret_definitions_merge_across_modules_with_priorities() -> None:
     r = host_many(
         mod('nixseal.secrets.s = { file = "/var/lib/s/s.age"; mode = "0440"; };'),
-        "{ lib, ... }: { nixseal.secrets.s = { owner = \"grafana\"; mode = lib.mkForce \"0400\"; }; }",
-        "{ lib, ... }: { nixseal.secrets.s.path = lib.mkDefault \"/etc/app/s\"; }",
-        "{ lib, ... }: { nixseal.secrets.gone = lib.mkIf false { file = \"/x.age\"; }; }",
-        "{ lib, ... }: { nixseal.secrets.t = lib.mkMerge [ { file = \"/t.age\"; } { group = \"keys\"; } ]; }",
+        '{ lib, ... }: { nixseal.secrets.s = { owner = "grafana"; mode = lib.mkForce "0400"; }; }',
+        '{ lib, ... }: { nixseal.secrets.s.path = lib.mkDefault "/etc/app/s"; }',
+        '{ lib, ... }: { nixseal.secrets.gone = lib.mkIf false { file = "/x.age"; }; }',
+        '{ lib, ... }: { nixseal.secrets.t = lib.mkMerge [ { file = "/t.age"; } { group = "keys"; } ]; }',
         s="config.nixseal.secrets.s",
         names="builtins.attrNames config.nixseal.secrets",
         t="config.nixseal.secrets.t.group",
@@ -931,3 +945,43 @@ def test_missing_file_without_rules_names_the_option() -> None:
     assert "The option `nixseal.secrets.s.file' was accessed but has no value defined" in str(
         err.value
     )
+
+
+def test_password_secrets_under_nixos_init_need_userborn_or_sysusers() -> None:
+    messages = failed(one_secret(neededForUsers="true"), mod("system.nixos-init.enable = true;"))
+    assert any(
+        m.startswith("nixseal.secrets.<name>.neededForUsers needs services.userborn.enable")
+        for m in messages
+    )
+    assert (
+        failed(
+            one_secret(neededForUsers="true"),
+            mod("system.nixos-init.enable = true; services.userborn.enable = true;"),
+        )
+        == []
+    )
+
+
+def test_eval_host_entry_point_returns_config() -> None:
+    """The documented command line: checks/eval/eval-host.nix --arg modules [...]."""
+    host_file = REPO_ROOT / "checks/eval/eval-host.nix"
+    proc = subprocess.run(
+        [
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            str(host_file),
+            "--arg",
+            "modules",
+            '[ { networking.hostName = "h"; nixseal.secrets.s = { file = "/s.age"; }; } ]',
+            "-A",
+            "nixseal.manifest.secrets",
+        ],
+        env=nix_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [s["path"] for s in json.loads(proc.stdout)] == ["/run/secrets/s"]

@@ -23,16 +23,15 @@ from _twin import (
     Accounts,
     Namespace,
     Run,
+    committed_key,
     evaluate,
     load_scenarios,
     nixseal,
     password_matches,
     place_key,
     run_here,
-    committed_key,
     write_manifest,
 )
-
 from conftest import NIXPKGS_LIB, needs_nix, needs_root
 
 SCENARIOS = load_scenarios()
@@ -231,7 +230,9 @@ def test_home_scenario(name: str, evaluated: dict[str, Any], public_tmp: Path) -
     ns = Namespace(root)
     check = Checker(ns, root, acc, runtime)
     try:
-        made = ns.run(["install", "-d", "-o", str(uid), "-g", str(gid), "-m", "0700", str(root) + runtime])
+        made = ns.run(
+            ["install", "-d", "-o", str(uid), "-g", str(gid), "-m", "0700", str(root) + runtime]
+        )
         assert made.returncode == 0, made.stderr
         for i, step in enumerate(scenario["steps"]):
             where = f"{name} step {i}"
@@ -300,3 +301,34 @@ def test_scenarios_cover_the_issue() -> None:
     assert any(p.startswith("/run/secrets/rendered/") for s in steps for p in s.get("files", {}))
     assert any(sc["host"] == "db1" for sc in SCENARIOS.values())  # userborn host
     assert of_kind("home-manager") and of_kind("build-failure")
+
+
+@needs_root
+@needs_nix
+def test_a_host_installs_only_its_own_secrets(evaluated: dict[str, Any], tmp_path: Path) -> None:
+    """db1's system on a machine holding web1's key: only what both share is installed."""
+    db1 = evaluated["userborn"]["base"]
+    root = tmp_path / "root"
+    acc = Accounts.from_config(db1["users"], db1["groups"])
+    acc.write(root, db1["users"], db1["groups"])
+    # TEST-ONLY KEY, committed on purpose: web1's, where db1 expects its own.
+    place_key(TEST_KEYS / "web1_ssh_host_ed25519_key", root / "etc/ssh/ssh_host_ed25519_key")
+    ns = Namespace(root)
+    try:
+        runs = []
+        for which in ("manifestForUsers", "manifest"):
+            path = write_manifest(tmp_path / f"{which}.json", db1[which], root)
+            proc = ns.run(nixseal("install", "--manifest", str(path), "--root", str(root)))
+            runs.append(Run(proc.returncode, proc.stderr))
+        entries = [e["name"] for w in ("manifestForUsers", "manifest") for e in db1[w]["secrets"]]
+        shared = {n for n in entries if n.startswith("shared/")}
+        assert shared and len(shared) < len(entries)
+        failed = {n for r in runs for n in r.failed()}
+        templates = {t["name"] for t in db1["manifest"]["templates"]}
+        assert failed == (set(entries) - shared) | templates
+        assert [r.code for r in runs] == [1, 1]
+        seen = ns.snapshot([str(root) + f"/run/secrets/{n}" for n in sorted(entries)])
+        readable = {p.rsplit("/run/secrets/", 1)[1] for p, v in seen.items() if v is not None}
+        assert readable == shared
+    finally:
+        ns.close()

@@ -114,6 +114,8 @@ let
       allowRuntimeDir = true;
     }
     ++ manifestLib.duplicatePathProblems (secrets ++ templates)
+    ++ manifestLib.duplicateNameProblems "secrets" secrets
+    ++ manifestLib.duplicateNameProblems "templates" templates
     ++ manifestLib.templateProblems {
       kind = "nixseal.templates";
       inherit templates;

@@ -12,7 +12,6 @@ let
     filterAttrs
     groupBy
     length
-    elem
     isList
     listToAttrs
     nameValuePair
@@ -150,6 +149,18 @@ in
     map (
       path:
       "nixseal: path \"${path}\" is used by ${lib.concatMapStringsSep " and " option dups.${path}}: give each its own path"
+    ) (attrNames dups);
+
+  # Messages naming entries of one manifest that share a name (a secret's
+  # `name` may differ from its attribute name). kind: "secrets" or "templates".
+  duplicateNameProblems =
+    kind: entries:
+    let
+      dups = filterAttrs (_: es: length es > 1) (groupBy (e: e.name) entries);
+    in
+    map (
+      name:
+      "nixseal.${kind}: ${toString (length dups.${name})} entries are named \"${name}\": give each its own nixseal.${kind}.<name>.name"
     ) (attrNames dups);
 
   # Messages for templates whose placeholders name secrets not in `known`

@@ -4,7 +4,6 @@
   config,
   lib,
   pkgs,
-  options,
   ...
 }:
 let
@@ -224,6 +223,8 @@ let
       entries = templates;
     }
     ++ manifestLib.duplicatePathProblems (attrValues cfg.secrets ++ templates)
+    ++ manifestLib.duplicateNameProblems "secrets" (attrValues cfg.secrets)
+    ++ manifestLib.duplicateNameProblems "templates" templates
     ++ ownershipProblems "nixseal.secrets" mainSecrets
     ++ ownershipProblems "nixseal.templates" templates
     ++ forUsersProblems

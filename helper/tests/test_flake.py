@@ -1,0 +1,253 @@
+"""The flake, evaluated offline, and every Nix file of the repository parsed.
+
+The flake's outputs are evaluated by Nix against a stand-in nixpkgs input
+(tests/stub-nixpkgs, completed at test time with the real nixpkgs lib and
+nixseal's evaluation harness) passed with --override-input, so a broken
+output fails here instead of on a user's machine. Nothing is built: the
+stand-in's derivations are fakes that record what they were given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import HELPER_DIR, NIXPKGS_LIB, REPO_ROOT, needs_nix
+
+SYSTEMS = ("x86_64-linux", "aarch64-linux")
+STUB = HELPER_DIR / "tests/stub-nixpkgs"
+# What a git checkout of the repository holds (see .gitignore).
+IGNORED = shutil.ignore_patterns(
+    ".venv",
+    ".git",
+    "__pycache__",
+    "*.pyc",
+    "*.egg-info",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "result*",
+    "build",
+)
+SCENARIOS = {
+    p.stem: json.loads(p.read_text())
+    for p in sorted((REPO_ROOT / "checks/scenarios").glob("*.json"))
+}
+HOSTS = sorted(p.name for p in (REPO_ROOT / "hosts").iterdir() if p.is_dir())
+
+# Applied to each output: a JSON summary of what it evaluates to.
+SUMMARIES = {
+    "nixosModules": "ms: builtins.mapAttrs (_: m: builtins.isFunction m) ms",
+    "homeManagerModules": "ms: builtins.mapAttrs (_: m: builtins.isFunction m) ms",
+    "overlays": "os: builtins.mapAttrs (_: o: builtins.isFunction o) os",
+    "packages": """ps: builtins.mapAttrs (_: builtins.mapAttrs (_: p: {
+        inherit (p) type name drvPath; inherit (p.meta) mainProgram;
+        deps = p.dependencyNames;
+        wheel = { inherit (p.pyrage.src) url hash; inherit (p.pyrage) format; };
+      })) ps""",
+    "apps": "as: builtins.mapAttrs (_: builtins.mapAttrs (_: a: { inherit (a) type program; })) as",
+    "devShells": """ds: builtins.mapAttrs (_: builtins.mapAttrs (_: d: {
+        inherit (d) type drvPath packageNames; })) ds""",
+    "formatter": "fs: builtins.mapAttrs (_: f: { inherit (f) type name; }) fs",
+    "checks": """cs: builtins.mapAttrs (_: builtins.mapAttrs (_: c: {
+        inherit (c) type drvPath;
+        testScript = c.testScript or null;
+        nodes = c.nodes or null;
+        failing = if c ? failedBuild then c.failedBuild.failing.drvPath else null;
+      })) cs""",
+    "nixosConfigurations": """hs: builtins.mapAttrs (_: h: {
+        toplevel = h.config.system.build.toplevel.drvPath;
+        inherit (h.config.nixseal) manifest;
+        package = h.config.nixseal.package.name;
+        failed = map (a: a.message) (builtins.filter (a: !a.assertion) h.config.assertions);
+      }) hs""",
+}
+
+
+def _nix_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["NIX_CONFIG"] = "experimental-features = nix-command flakes\nsubstituters =\n"
+    return env
+
+
+@pytest.fixture(scope="module")
+def flake_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A copy of the repository (as git would hold it) and the stand-in nixpkgs."""
+    base = tmp_path_factory.mktemp("flake")
+    repo = base / "repo"
+    shutil.copytree(REPO_ROOT, repo, ignore=IGNORED, symlinks=True)
+    stub = base / "nixpkgs"
+    shutil.copytree(STUB, stub)
+    shutil.copytree(NIXPKGS_LIB / "lib", stub / "lib", ignore=shutil.ignore_patterns("tests"))
+    shutil.copytree(REPO_ROOT / "checks/eval", stub / "eval")
+    return repo, stub
+
+
+def _nix(repo: Path, stub: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["nix", *args, "--no-write-lock-file", "--override-input", "nixpkgs", f"path:{stub}"]
+    return subprocess.run(argv, env=_nix_env(), capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def outputs(flake_dirs: tuple[Path, Path]) -> dict[str, Any]:
+    repo, stub = flake_dirs
+
+    def one(output: str) -> tuple[str, Any]:
+        proc = _nix(
+            repo, stub, "eval", "--json", f"path:{repo}#{output}", "--apply", SUMMARIES[output]
+        )
+        assert proc.returncode == 0, f"{output}: {proc.stderr}"
+        return output, json.loads(proc.stdout)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(pool.map(one, SUMMARIES))
+
+
+@needs_nix
+def test_flake_check_evaluates_every_output(flake_dirs: tuple[Path, Path]) -> None:
+    repo, stub = flake_dirs
+    proc = _nix(repo, stub, "flake", "check", "--no-build", f"path:{repo}")
+    assert proc.returncode == 0, proc.stderr
+    assert "error" not in proc.stderr.lower()
+
+
+@needs_nix
+def test_public_outputs(outputs: dict[str, Any]) -> None:
+    assert outputs["nixosModules"] == {"nixseal": True, "default": True}
+    assert outputs["homeManagerModules"] == {"nixseal": True, "default": True}
+    assert outputs["overlays"] == {"default": True}
+    assert sorted(outputs["packages"]) == sorted(SYSTEMS)
+    for system, packages in outputs["packages"].items():
+        assert sorted(packages) == ["default", "nixseal"]
+        pkg = packages["nixseal"]
+        assert pkg["type"] == "derivation" and pkg["name"].startswith("nixseal-")
+        assert pkg["mainProgram"] == "nixseal"
+        assert pkg["deps"][0].startswith("pyrage-") and "structlog" in pkg["deps"]
+        wheel = pkg["wheel"]
+        arch = system.split("-")[0]
+        assert wheel["format"] == "wheel"
+        assert wheel["url"].startswith("https://files.pythonhosted.org/packages/")
+        assert wheel["url"].endswith(f"-cp310-abi3-manylinux_2_17_{arch}.manylinux2014_{arch}.whl")
+        assert wheel["hash"].startswith("sha256-") and len(wheel["hash"]) == 51
+        app = outputs["apps"][system]["default"]
+        assert app["type"] == "app" and app["program"].endswith("/bin/nixseal")
+
+
+@needs_nix
+def test_development_outputs(outputs: dict[str, Any]) -> None:
+    for system in SYSTEMS:
+        shell = outputs["devShells"][system]["default"]
+        names = " ".join(shell["packageNames"])
+        for tool in ("python3-env[pyrage-", "structlog", "pytest", "age", "nixpkgs-fmt", "ruff"):
+            assert tool in names, f"devShell lacks {tool}"
+        assert outputs["formatter"][system]["name"] == "nixpkgs-fmt"
+        checks = outputs["checks"][system]
+        expected = {f"eval-{h}" for h in HOSTS} | {"nixseal", "lint", "format"}
+        for name, scenario in SCENARIOS.items():
+            prefix = "build-failure" if scenario.get("kind") == "build-failure" else "vm"
+            expected.add(f"{prefix}-{name}")
+        assert set(checks) == expected
+        assert all(c["type"] == "derivation" for c in checks.values())
+
+
+@needs_nix
+def test_example_hosts_are_nixos_configurations(outputs: dict[str, Any]) -> None:
+    configs = outputs["nixosConfigurations"]
+    assert sorted(configs) == HOSTS
+    for host, config in configs.items():
+        assert config["failed"] == [], host
+        assert config["toplevel"].endswith(".drv")
+        assert config["package"].startswith("nixseal-"), "nixosModules.nixseal sets the package"
+        names = {s["name"] for s in config["manifest"]["secrets"]}
+        assert names and all(n.startswith((f"{host}/", "shared/")) for n in names), names
+
+
+@needs_nix
+@pytest.mark.parametrize(
+    "name", [n for n, s in SCENARIOS.items() if s.get("kind") != "build-failure"]
+)
+def test_vm_test_runs_its_scenario(name: str, outputs: dict[str, Any]) -> None:
+    """Each VM test carries its scenario, and its nodes evaluate."""
+    scenario = SCENARIOS[name]
+    check = outputs["checks"]["x86_64-linux"][f"vm-{name}"]
+    script = check["testScript"]
+    _lint_test_script(script, sorted(check["nodes"]))
+    assert json.loads(script.split('json.loads(r"""', 1)[1].split('""")', 1)[0]) == scenario
+    # The driver gives every word a scenario may use a meaning.
+    for word in ("files", "links", "restarted", "notRestarted", "installFails", "order", "active"):
+        assert f'step.get("{word}"' in script, word
+    assert '"login" in step' in script and "--rollback" in script
+    nodes = check["nodes"]
+    assert len(nodes) == 1
+    node = next(iter(nodes.values()))
+    assert node["failedAssertions"] == []
+    if scenario.get("kind") == "home-manager":
+        assert node["userServices"] == ["nixseal"]
+        return
+    assert scenario["host"] in nodes
+    assert sorted(node["specialisations"]) == sorted(scenario.get("systems", {}))
+    for system, spec in scenario.get("systems", {}).items():
+        changed = spec.get("files", {})
+        files = {s["name"]: s["file"] for s in node["specialisations"][system]["secrets"]}
+        for secret, path in changed.items():
+            assert files[secret].endswith("-" + Path(path).name), f"{system}: {secret}"
+
+
+def _lint_test_script(script: str, nodes: list[str]) -> None:
+    """A mistake in a testScript fails here, not after a VM has booted: pyflakes'
+    checks (undefined names and the like), with the driver's globals declared."""
+    declared = "".join(f"{n} = None\n" for n in ["subtest", *nodes])
+    ruff = HELPER_DIR.parent / ".venv/bin/ruff"
+    if not ruff.exists():
+        ruff = Path(shutil.which("ruff") or "ruff")
+    proc = subprocess.run(
+        [str(ruff), "check", "--no-cache", "--select", "F,E9", "--stdin-filename", "t.py", "-"],
+        input=declared + script,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@needs_nix
+def test_build_failure_checks_build_the_failing_manifest(outputs: dict[str, Any]) -> None:
+    for name, scenario in SCENARIOS.items():
+        if scenario.get("kind") != "build-failure":
+            continue
+        check = outputs["checks"]["x86_64-linux"][f"build-failure-{name}"]
+        assert "nixseal-manifest.json" in check["failing"]
+
+
+@needs_nix
+def test_every_nix_file_parses() -> None:
+    files = [
+        p
+        for p in REPO_ROOT.rglob("*.nix")
+        if not any(part in {".venv", ".git", "node_modules"} for part in p.parts)
+    ]
+    assert len(files) > 20
+    proc = subprocess.run(
+        ["nix-instantiate", "--parse", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_flake_lock_pins_nixpkgs_only() -> None:
+    lock = json.loads((REPO_ROOT / "flake.lock").read_text())
+    assert lock["version"] == 7
+    assert lock["nodes"]["root"] == {"inputs": {"nixpkgs": "nixpkgs"}}
+    locked = lock["nodes"]["nixpkgs"]["locked"]
+    assert locked["type"] == "github" and locked["owner"] == "NixOS"
+    assert len(locked["rev"]) == 40 and locked["narHash"].startswith("sha256-")
+    assert set(lock["nodes"]) == {"root", "nixpkgs"}
