@@ -6,8 +6,7 @@
   # second nixpkgs to their closure.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
 
-  outputs =
-    { self, nixpkgs }:
+  outputs = { self, nixpkgs }:
     let
       inherit (nixpkgs) lib;
 
@@ -28,16 +27,14 @@
     {
       # ---- Public outputs: what a NixOS configuration consumes. ----------
 
-      nixosModules.nixseal =
-        { lib, pkgs, ... }:
+      nixosModules.nixseal = { lib, pkgs, ... }:
         {
           imports = [ ./modules/security ];
           nixseal.package = lib.mkDefault (packageFor pkgs);
         };
       nixosModules.default = self.nixosModules.nixseal;
 
-      homeManagerModules.nixseal =
-        { lib, pkgs, ... }:
+      homeManagerModules.nixseal = { lib, pkgs, ... }:
         {
           imports = [ ./modules/home-manager ];
           nixseal.package = lib.mkDefault (packageFor pkgs);

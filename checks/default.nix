@@ -2,20 +2,14 @@
 # every example host, the helper's test suite (run by its package build),
 # linters and formatting. docs/testing.md says which of these need a
 # machine with Nix and a binary cache, and what runs everywhere instead.
-{
-  self,
-  pkgs,
-  hostNames,
-  nixosSystem,
-}:
+{ self, pkgs, hostNames, nixosSystem }:
 let
   inherit (pkgs) lib;
   system = pkgs.stdenv.hostPlatform.system;
   defs = import ./scenarios { inherit lib; };
 
   # A NixOS system from our nixpkgs, with the module from this flake.
-  evalNixos =
-    modules:
+  evalNixos = modules:
     nixosSystem {
       modules = [
         {
@@ -29,8 +23,7 @@ let
 
   # Evaluating a host means evaluating its whole system (assertions
   # included) down to the derivation, without building it.
-  evalCheck =
-    name:
+  evalCheck = name:
     let
       config =
         (evalNixos [

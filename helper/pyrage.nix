@@ -2,14 +2,7 @@
 # Building it from source needs a vendored-cargo hash; the wheels on PyPI
 # are self-contained (abi3, one per architecture), so they are installed
 # as they are and their libraries patched for the store.
-{
-  lib,
-  stdenv,
-  buildPythonPackage,
-  fetchurl,
-  autoPatchelfHook,
-  pythonOlder,
-}:
+{ lib, stdenv, buildPythonPackage, fetchurl, autoPatchelfHook, pythonOlder }:
 let
   version = "1.4.0";
   # Hashes are the sha256 that PyPI publishes for these files.

@@ -3,11 +3,7 @@
 #     --arg modules '[ ./hosts/web1 ]' -A nixseal.manifest
 # See ./lib.nix for the arguments (and for `evalHost`, which also returns
 # `options` and the failed assertions).
-args@{
-  lib-path ? builtins.getEnv "NIXPKGS_LIB",
-  modules ? [ ],
-  ...
-}:
+args@{ lib-path ? builtins.getEnv "NIXPKGS_LIB", modules ? [ ], ... }:
 let
   harness = import ./lib.nix { inherit lib-path; };
 in

@@ -6,25 +6,15 @@
 #
 # Arguments: `lib-path` (a nixpkgs or nixpkgs.lib checkout holding lib/,
 # default $NIXPKGS_LIB) or `lib` (an imported lib).
-{
-  lib-path ? builtins.getEnv "NIXPKGS_LIB",
-  lib ? import (
-    (if lib-path == "" then throw "nixseal eval: set NIXPKGS_LIB or pass lib-path" else lib-path)
-    + "/lib"
-  ),
+{ lib-path ? builtins.getEnv "NIXPKGS_LIB"
+, lib ? import ((if lib-path == "" then throw "nixseal eval: set NIXPKGS_LIB or pass lib-path" else lib-path) + "/lib")
 }:
 let
   fakePkgs = args: import ./pkgs.nix ({ inherit lib; } // args);
 
   failedMessages = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
 
-  evaluate =
-    {
-      stubs,
-      modules,
-      pkgs,
-      specialArgs,
-    }:
+  evaluate = { stubs, modules, pkgs, specialArgs }:
     let
       result = lib.evalModules {
         modules = [
@@ -53,14 +43,7 @@ rec {
   # (messages), warnings }. `modules`: the host's modules; nixseal's module
   # is included unless `withNixseal = false`. `pkgs`: defaults to the fake
   # pkgs (`pkgsArgs` are passed to it, e.g. { nixsealOutPath = "/x"; }).
-  evalHost =
-    {
-      modules ? [ ],
-      withNixseal ? true,
-      pkgsArgs ? { },
-      pkgs ? fakePkgs pkgsArgs,
-      specialArgs ? { },
-    }:
+  evalHost = { modules ? [ ], withNixseal ? true, pkgsArgs ? { }, pkgs ? fakePkgs pkgsArgs, specialArgs ? { } }:
     evaluate {
       stubs = ./stubs/nixos.nix;
       modules = lib.optional withNixseal nixosModule ++ modules;
@@ -68,14 +51,7 @@ rec {
     };
 
   # Evaluate a home-manager configuration. Same arguments and result.
-  evalHome =
-    {
-      modules ? [ ],
-      withNixseal ? true,
-      pkgsArgs ? { },
-      pkgs ? fakePkgs pkgsArgs,
-      specialArgs ? { },
-    }:
+  evalHome = { modules ? [ ], withNixseal ? true, pkgsArgs ? { }, pkgs ? fakePkgs pkgsArgs, specialArgs ? { } }:
     evaluate {
       stubs = ./stubs/home-manager.nix;
       modules = lib.optional withNixseal homeManagerModule ++ modules;

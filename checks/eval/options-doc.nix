@@ -1,8 +1,6 @@
 # docs/options.md, generated from the modules' option declarations.
 # Regenerate with checks/eval/gen-options-doc (never edit docs/options.md).
-{
-  lib-path ? builtins.getEnv "NIXPKGS_LIB",
-}:
+{ lib-path ? builtins.getEnv "NIXPKGS_LIB" }:
 let
   harness = import ./lib.nix { inherit lib-path; };
   inherit (harness) lib;
@@ -26,8 +24,7 @@ let
 
   # literalExpression: Nix code; literalMD: prose. Returned with what
   # follows the item's label: inline text or a code block.
-  render =
-    value:
+  render = value:
     if value._type == "literalMD" then
       " ${value.text}"
     else if lib.hasInfix "\n" value.text then
@@ -35,8 +32,7 @@ let
     else
       " `${value.text}`";
 
-  option =
-    o:
+  option = o:
     lib.concatStringsSep "\n" (
       [
         "### `${o.name}`"
@@ -54,6 +50,44 @@ let
       ]
     );
 
+  # What the options do not show: when the module installs secrets.
+  nixosIntro = ''
+    Import `nixosModules.nixseal` (the module `modules/security`).
+
+    When secrets are installed (`nixseal.activation`):
+
+    - `systemd` (the default): `nixseal-install.service`, a oneshot unit
+      without default dependencies, wanted by and ordered before
+      `sysinit.target` (so no ordinary service starts without its secrets),
+      after `local-fs.target` and, when they are enabled, `userborn.service`
+      or `systemd-sysusers.service` (so owners exist), and waiting for the
+      file systems of `nixseal.identityPaths` (`RequiresMountsFor`). A
+      switch to a new manifest restarts it (`restartTriggers`), ordered by
+      `sysinit-reactivation.target` before the restarts of other services.
+      Changed secrets' `restartUnits` and `reloadUnits` are signalled with
+      `systemctl --no-block try-restart` and `try-reload-or-restart`.
+    - `script`: the activation snippet `nixseal`, after `specialfs`,
+      `users`, `groups` and `etc`, with dry activation (`nixos-rebuild
+      dry-activate` runs `nixseal install --dry-run`, which changes
+      nothing). Changed secrets' units go to
+      `/run/nixos/activation-restart-list` and `activation-reload-list`,
+      which `switch-to-configuration` acts on.
+    - `neededForUsers` secrets (user passwords) have their own manifest,
+      installed under `/run/secrets-for-users` before users are created:
+      by `nixseal-install-for-users.service`, ordered before
+      `userborn.service` or `systemd-sysusers.service`, or, where the
+      activation script creates users, by the snippet `nixsealForUsers`,
+      which `users` depends on (in both modes).
+
+    Keys at first boot: a key must be on the machine before its first
+    boot, since sshd generates missing host keys only when it starts,
+    after the secrets are installed. Where the activation script creates
+    users, `nixsealForUsers` runs before `/etc` is populated, so a key
+    placed with `environment.etc` is missing at first boot; the build
+    warns when every identity path is such a key. Keep one key outside
+    `environment.etc`, or use userborn or systemd-sysusers.
+  '';
+
   section = title: intro: docs: ''
     ## ${title}
 
@@ -67,11 +101,9 @@ lib.concatStringsSep "\n" [
 
     Generated from the modules by `checks/eval/gen-options-doc`; do not edit.
   ''
-  (section "NixOS module" "Import `nixosModules.nixseal` (the module `modules/security`)." (
-    docsOf nixos
-  ))
+  (section "NixOS module" nixosIntro (docsOf nixos))
   (section "home-manager module"
-    "Import the flake's home-manager module (the module `modules/home-manager`) in a user's configuration. Paths may start with `%r`, the user's `$XDG_RUNTIME_DIR`."
+    "Import the flake's home-manager module (the module `modules/home-manager`) in a user's configuration. Paths may start with `%r`, the user's `$XDG_RUNTIME_DIR`. The user unit `nixseal.service` (wanted by `default.target`) installs the secrets with the user's own keys at login and when a switch changes the manifest; order user services that read them `After=nixseal.service`."
     (docsOf home)
   )
 ]

@@ -1,16 +1,14 @@
 # A small fake `pkgs`: real derivations (so store paths, string context and
 # `drvPath` behave as on NixOS) that are never built. Their build commands
 # stay readable as attributes (`buildCommand`, `text`) for tests.
-{
-  lib,
-  system ? "x86_64-linux",
+{ lib
+, system ? "x86_64-linux"
   # Where the fake nixseal package "is": a directory with bin/nixseal, so
   # that commands the module writes can be run here against the real helper.
-  nixsealOutPath ? null,
+, nixsealOutPath ? null
 }:
 let
-  mkDerivation =
-    name: attrs:
+  mkDerivation = name: attrs:
     let
       drv = derivation (
         {
@@ -34,8 +32,7 @@ let
     // attrs.passthru or { }
     // lib.optionalAttrs (attrs ? buildCommand) { inherit (attrs) buildCommand; };
 
-  package =
-    pname: version:
+  package = pname: version:
     mkDerivation "${pname}-${version}" {
       inherit pname version;
       meta.mainProgram = pname;
@@ -63,20 +60,17 @@ in
   systemd = package "systemd" "257";
   util-linux = package "util-linux" "2.40";
 
-  runCommand =
-    name: env: buildCommand:
+  runCommand = name: env: buildCommand:
     mkDerivation name (env // { inherit buildCommand; });
 
-  writeText =
-    name: text:
+  writeText = name: text:
     mkDerivation name {
       inherit text;
       passAsFile = [ "text" ];
       buildCommand = ''cp "$textPath" "$out"'';
     };
 
-  writeShellScript =
-    name: text:
+  writeShellScript = name: text:
     mkDerivation name {
       text = "#!${bash}/bin/bash\n" + text;
       passAsFile = [ "text" ];

@@ -36,8 +36,7 @@ rec {
   scenarios = genAttrs names load;
 
   # The NixOS modules of system `system` ("base" or a name in `systems`).
-  modulesFor =
-    scenario: system:
+  modulesFor = scenario: system:
     [ (repo + "/hosts/${scenario.host}") ]
     ++ optional (system != "base") (systemModule scenario.systems.${system});
 

@@ -5,9 +5,7 @@
 #     --argstr libPath "$NIXPKGS_LIB"
 # With --read-write-mode, the secrets' files are copied into the store,
 # where `nixseal install` reads them as on a real host.
-{
-  libPath ? builtins.getEnv "NIXPKGS_LIB",
-}:
+{ libPath ? builtins.getEnv "NIXPKGS_LIB" }:
 let
   harness = import ../eval/lib.nix { lib-path = libPath; };
   inherit (harness) lib;
@@ -15,8 +13,7 @@ let
 
   pick = names: set: lib.filterAttrs (n: _: builtins.elem n names) set;
 
-  host =
-    scenario: system:
+  host = scenario: system:
     let
       r = harness.evalHost { modules = defs.modulesFor scenario system; };
       cfg = r.config;
@@ -53,8 +50,7 @@ let
       hostKey = (builtins.fromTOML (builtins.readFile cfg.nixseal.rules)).hosts.${cfg.nixseal.hostName}.key;
     };
 
-  home =
-    scenario:
+  home = scenario:
     let
       r = harness.evalHome { modules = defs.homeModulesFor scenario; };
     in

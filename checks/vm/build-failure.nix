@@ -2,13 +2,7 @@
 # host must fail to build its manifest, with the message users need; a
 # system declaring a secret the rules do not give the host must fail its
 # assertions, naming the option and the fix. No VM: nothing boots.
-{
-  pkgs,
-  defs,
-  evalNixos,
-  name,
-  ...
-}:
+{ pkgs, defs, evalNixos, name, ... }:
 let
   inherit (pkgs) lib;
   scenario = defs.scenarios.${name};

@@ -2,20 +2,13 @@
 # and one build-failure check per build-failure scenario. The scenarios'
 # JSON is the single definition that these tests and their local twins
 # (helper/tests/test_twins.py) both run.
-{
-  self,
-  pkgs,
-  defs,
-  evalNixos,
-}:
+{ self, pkgs, defs, evalNixos }:
 let
   inherit (pkgs) lib;
   args = { inherit self pkgs defs evalNixos; };
-  test =
-    file: name:
+  test = file: name:
     import file (args // { inherit name; });
-  forKind =
-    kind: prefix: file:
+  forKind = kind: prefix: file:
     lib.mapAttrs' (name: _: lib.nameValuePair "${prefix}-${name}" (test file name)) (defs.ofKind kind);
 in
 forKind "nixos" "vm" ./nixos.nix

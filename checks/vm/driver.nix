@@ -1,13 +1,12 @@
 # The testScript of a scenario: the scenario's JSON, and the Python that
 # turns each step's words into checks on the VM. The local twins
 # (helper/tests/test_twins.py) give the same words the same meaning.
-{
-  lib,
-  scenario,
-  node,
+{ lib
+, scenario
+, node
   # For user scenarios: whose systemd instance, and what `%r` stands for.
-  user ? null,
-  runtimeDir ? "/run/user/0",
+, user ? null
+, runtimeDir ? "/run/user/0"
 }:
 ''
   import json

@@ -4,13 +4,7 @@
 # same evaluation the local twin makes), and the user unit it defines is
 # installed into the VM as a NixOS user unit. The user lingers, so her
 # systemd instance (and the unit) starts at boot.
-{
-  self,
-  pkgs,
-  defs,
-  name,
-  ...
-}:
+{ self, pkgs, defs, name, ... }:
 let
   inherit (pkgs) lib;
   scenario = defs.scenarios.${name};
@@ -48,9 +42,13 @@ pkgs.testers.runNixOSTest {
       requiredBy = [ "user@${toString home.uid}.service" ];
       before = [ "user@${toString home.uid}.service" ];
       serviceConfig.Type = "oneshot";
+      # Directories the user owns, as `ssh-keygen` or `age-keygen` would
+      # leave them, not root-owned ones made by `install -D`.
       script = ''
-        install -D -o ${home.user} -g users -m 0400 \
-          ${../.. + "/${home.key}"} ${lib.escapeShellArg home.keyPath}
+        key=${lib.escapeShellArg home.keyPath}
+        dir=$(dirname "$key")
+        ${pkgs.util-linux}/bin/runuser -u ${home.user} -- mkdir -p -m 0700 "$dir"
+        install -o ${home.user} -g users -m 0400 ${../.. + "/${home.key}"} "$key"
       '';
     };
   };

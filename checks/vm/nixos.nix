@@ -2,13 +2,7 @@
 # then switches between the scenario's systems (specialisations of the
 # booted one, set as generations of the system profile so that a rollback
 # is a real one), asserting the scenario's steps.
-{
-  self,
-  pkgs,
-  defs,
-  name,
-  ...
-}:
+{ self, pkgs, defs, name, ... }:
 let
   inherit (pkgs) lib;
   scenario = defs.scenarios.${name};

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nixseal import generation as gen
-from nixseal import pool
 from nixseal.errors import NixsealError
 from nixseal.manifest import Entry, Manifest, Secret, Template
 from nixseal.ownership import Accounts
@@ -221,8 +220,9 @@ class Activation:
         except NixsealError as err:
             return err
         digest = hashlib.sha256(data).hexdigest()
-        old_source = self.old_entries.get(entry.key, {}).get("source")
-        unchanged = digest == old_source and self._old_file(entry) is not None
+        old = self.old_entries.get(entry.key)
+        # A recorded source implies a previous file (_old_file), without a Path.
+        unchanged = old is not None and old.get("source") == digest and self.old_dir is not None
         return _Input(data, digest, not unchanged)
 
     @contextmanager
@@ -242,6 +242,8 @@ class Activation:
             ciphertext = inputs[secret.key]
             assert isinstance(ciphertext, _Input)
             return _decrypt(ciphertext.data, identities, secret.file)
+
+        from nixseal import pool  # only when something is decrypted
 
         workers = pool.workers_for(len(todo), FILES_PER_WORKER, identities)
         with pool.OrderedMap(

@@ -111,7 +111,11 @@ def cleanup_on_signals() -> Iterator[None]:
 
 def editor_command(file: Path) -> list[str]:
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    cmd = shlex.split(editor)
+    try:
+        cmd = shlex.split(editor)
+    except ValueError as err:
+        var = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
+        raise UsageError(f"${var} {editor!r}: {str(err).lower()}") from err
     if not cmd:
         raise UsageError("$EDITOR is empty")
     if Path(cmd[0]).name in ("vi", "vim", "nvim", "gvim"):
@@ -199,12 +203,20 @@ def run(args: argparse.Namespace) -> int:
             with os.fdopen(fd, "wb") as f:
                 f.write(original)
             status = run_editor(editor_command(file))
+            if status < 0:
+                try:
+                    sig = signal.Signals(-status).name
+                except ValueError:
+                    sig = f"signal {-status}"
+                raise NixsealError(f"editor was killed by {sig}; {name} not changed")
             if status != 0:
                 raise NixsealError(f"editor exited with status {status}; {name} not changed")
             try:
                 edited = file.read_bytes()
             except OSError as err:
-                raise NixsealError(f"editor removed the file; {name} not changed: {err}") from err
+                raise NixsealError(
+                    f"editor removed the file; {name} not changed: {err.strerror}"
+                ) from err
         if edited == original and exists:
             print(f"{name}: unchanged, not re-encrypted", file=sys.stderr)
             return 0

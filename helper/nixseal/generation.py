@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
 import stat
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,8 @@ def step() -> None:
     global _steps  # noqa: PLW0603 (a process-wide counter is the point)
     _steps += 1
     if _steps == _FAILPOINT:
+        import signal  # test-only path: keep it off the import time of every boot
+
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -148,7 +149,8 @@ def _rmtree(path: Path) -> None:
         if entry.is_dir(follow_symlinks=False):
             _rmtree(Path(entry.path))
         else:
-            Path(entry.path).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)  # noqa: PTH108 (a Path per file costs ~10 us, x1,000)
     with contextlib.suppress(FileNotFoundError):
         path.rmdir()
 

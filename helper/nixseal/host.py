@@ -15,12 +15,16 @@ from pathlib import Path
 
 from nixseal import crypto, rekey
 from nixseal.atomic import write_atomic
-from nixseal.errors import UsageError
+from nixseal.errors import RulesError, UsageError
 from nixseal.repo import Context, rules_path_from_args
 from nixseal.rules import display_path, load_rules, parse_rules, toml_key, toml_string
 
 # age can encrypt to these ssh key types only (no ECDSA).
 _USABLE = ("ssh-ed25519", "ssh-rsa")
+# What a key type looks like (ecdsa-sha2-nistp256, sk-ssh-ed25519@openssh.com):
+# only such words are quoted back, never a line of a file that may be a secret.
+_KEY_TYPE = re.compile(r"(ssh|ecdsa|sk)-[a-z0-9@.-]+")
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _key_from_text(text: str, where: str) -> str:
     found: dict[str, str] = {}
     others: list[str] = []
+    if "PRIVATE KEY-----" in text:
+        raise UsageError(f"{where}: a private key; give the public key (the .pub file) instead")
     for raw in text.splitlines():
         fields = raw.split()
         if not fields or fields[0].startswith("#"):
@@ -54,7 +60,7 @@ def _key_from_text(text: str, where: str) -> str:
         elif fields[0].startswith("age1") and len(fields) == 1:
             found.setdefault("age", fields[0])
         else:
-            others.append(fields[1] if len(fields) > 2 else fields[0])
+            others += [f for f in fields[:2] if _KEY_TYPE.fullmatch(f)][:1]
     for kind in ("ssh-ed25519", "age", "ssh-rsa"):
         if kind in found:
             return found[kind]
@@ -64,7 +70,10 @@ def _key_from_text(text: str, where: str) -> str:
 
 def key_from_argument(value: str) -> str:
     if value == "-":
-        return _key_from_text(sys.stdin.read(), "stdin")
+        try:
+            return _key_from_text(sys.stdin.read(), "stdin")
+        except UnicodeDecodeError as err:
+            raise UsageError("stdin: not a public key (not text)") from err
     if value.startswith(("ssh-", "age1")):
         return _key_from_text(value, "KEY")
     path = Path(value)
@@ -74,6 +83,8 @@ def key_from_argument(value: str) -> str:
         raise UsageError(
             f"{value}: not a key string, and cannot read it as a file: {err.strerror}"
         ) from err
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{value}: not a public key file (not text)") from err
     return _key_from_text(text, value)
 
 
@@ -108,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     rules = load_rules(path)
     where = display_path(rules.path)
     name = args.name
+    if not _HOST_NAME.fullmatch(name):  # as the parser would say, before any key work
+        raise RulesError(f"{where}: [hosts] {name}: bad name: use A-Z a-z 0-9 . _ -")
     key = key_from_argument(args.key)
     crypto.parse_recipient(key, "KEY")
     text = rules.path.read_text(encoding="utf-8")

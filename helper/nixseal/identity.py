@@ -124,6 +124,7 @@ def identities_from_data(
         else:
             rest.append(raw)
     if not plugin_lines:
+        _refuse_public_key(rest, source)
         return crypto.identities_from_bytes(data, source)
     found: list[crypto.Identity] = []
     for name, lines in plugin_lines.items():
@@ -131,6 +132,25 @@ def identities_from_data(
     if any(r.strip() and not r.strip().startswith("#") for r in rest):
         found.extend(crypto.identities_from_bytes("\n".join(rest).encode(), source))
     return found
+
+
+def _refuse_public_key(lines: Sequence[str], source: str) -> None:
+    """A clear word for the usual mix-ups: a public key, or a PEM private key."""
+    first = next((ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")), "")
+    if first.startswith(("ssh-", "ecdsa-", "sk-")):
+        which = "field" if source.startswith("op://") else "(the file without .pub)"
+        raise CryptoError(f"{source}: an ssh public key; pass the private key {which}")
+    if first.startswith("age1"):
+        raise CryptoError(
+            f"{source}: an age public key (recipient); pass the identity file (AGE-SECRET-KEY-1...)"
+        )
+    # PKCS#1 RSA keys ("BEGIN RSA PRIVATE KEY") are read as they are.
+    pem = first.startswith("-----BEGIN ") and first.endswith("PRIVATE KEY-----")
+    if pem and "OPENSSH" not in first and "RSA" not in first:
+        raise CryptoError(
+            f"{source}: a PEM private key ({first.strip('-').strip()}); age reads "
+            "OpenSSH keys (BEGIN OPENSSH PRIVATE KEY) and age identity files"
+        )
 
 
 def load(specs: Sequence[str], prompt: Prompt | None = None) -> list[crypto.Identity]:
@@ -150,6 +170,8 @@ def load(specs: Sequence[str], prompt: Prompt | None = None) -> list[crypto.Iden
             data = op.read_identity(spec)
             found.extend(identities_from_data(data, spec, ask, callbacks))
             continue
+        if not spec.strip():
+            raise UsageError(f"empty identity path; pass -i IDENTITY or set ${ENV_VAR}")
         path = Path(spec).expanduser()
         try:
             data = path.read_bytes()

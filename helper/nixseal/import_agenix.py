@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nixseal import header
+from nixseal import crypto, header
 from nixseal.atomic import write_atomic
 from nixseal.errors import CryptoError, RulesError, UsageError
 from nixseal.rules import (
@@ -161,6 +161,8 @@ def _parse(data: dict[str, Any], where: str) -> tuple[dict[str, list[str]], dict
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or not keys:
             raise RulesError(f"{where}: {attr}: publicKeys must be a non-empty list of strings")
         secrets[name] = [" ".join(k.split()) for k in keys]
+        for key in secrets[name]:
+            crypto.parse_recipient(key, f"{where}: {attr}: publicKeys")
         armor[name] = bool(value.get("armor", False))
     if not secrets:
         raise RulesError(f"{where}: no secrets found")

@@ -7,9 +7,11 @@ nothing is changed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import getpass
 import os
+import re
 from pathlib import Path
 
 from nixseal import crypto
@@ -17,6 +19,7 @@ from nixseal.errors import UsageError
 from nixseal.rules import RULES_DIR, RULES_NAME, display_path, parse_rules, toml_key, toml_string
 
 DEFAULT_KEY = "~/.config/nixseal/admin.key"
+_ADMIN_NAME = re.compile(r"[A-Za-z0-9._-]+")  # as the rules accept in [admins]
 
 _TEMPLATE = """\
 # nixseal rules: who can read which secret. Encrypted files live beside
@@ -69,7 +72,15 @@ def public_key_from(value: str) -> str:
     """A key string, or the first key line of a .pub file."""
     path = Path(value).expanduser()
     if not value.startswith(("age1", "ssh-")) and path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"{value}: cannot read: {err.strerror}") from err
+        except UnicodeDecodeError as err:
+            raise UsageError(f"{value}: not a public key file (not text)") from err
+        if "PRIVATE KEY-----" in text:
+            raise UsageError(f"{value}: a private key; give the public key (the .pub file)")
+        for line in text.splitlines():
             if line.strip() and not line.lstrip().startswith("#"):
                 return line.strip()
         raise UsageError(f"{value}: no public key in file")
@@ -80,14 +91,44 @@ def generate_key(path: Path) -> str:
     """Write a new age identity (0600, never overwriting); its public key."""
     secret, public = crypto.generate_age_identity()
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        why = "a file is in the way" if isinstance(err, FileExistsError) else err.strerror
+        raise UsageError(f"{path.parent}: cannot create: {why}") from err
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as err:
         raise UsageError(f"{path}: already exists; not overwritten") from err
+    except OSError as err:
+        raise UsageError(f"{path}: cannot create: {err.strerror}") from err
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(f"# created: {created}\n# public key: {public}\n{secret}\n")
     return public
+
+
+def _make_dir(directory: Path) -> list[Path]:
+    """Create directory (before any key: keys are not made for rules that cannot be).
+
+    The directories created, deepest first, to remove if a later step fails.
+    """
+    new_dirs = [d for d in (directory, *directory.parents) if not d.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        why = "a file is in the way" if isinstance(err, FileExistsError) else err.strerror
+        raise UsageError(f"{display_path(directory)}: cannot create: {why}") from err
+    return new_dirs
+
+
+def _generate_or_undo(key_path: Path, new_dirs: list[Path]) -> str:
+    try:
+        return generate_key(key_path)
+    except UsageError:
+        with contextlib.suppress(OSError):  # a failed init leaves nothing behind
+            for d in new_dirs:
+                d.rmdir()
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     if rules_path.exists():
         raise UsageError(f"{display_path(rules_path)}: already exists; not overwritten")
     admin = args.admin or getpass.getuser()
+    if not _ADMIN_NAME.fullmatch(admin):
+        raise UsageError(f"admin name {admin!r}: use A-Z a-z 0-9 . _ - (pass --admin NAME)")
     key_path: Path | None = None
     if args.admin_key:
         key: str | None = public_key_from(args.admin_key)
@@ -109,16 +152,18 @@ def run(args: argparse.Namespace) -> int:
         key = public_key_from(str(default_pub)) if default_pub.is_file() else None
     if key is not None:
         crypto.parse_recipient(key, "--admin-key")
+    new_dirs = _make_dir(rules_path.parent)
     if key_path is not None:
-        key = generate_key(key_path)
+        key = _generate_or_undo(key_path, new_dirs)
     admins = f"{toml_key(admin)} = {toml_string(key)}\n" if key else '# alice = "age1..."\n'
     text = _TEMPLATE.format(admins=admins)
     parse_rules(text, rules_path.absolute())  # the template must always load
-    rules_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(rules_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError as err:
         raise UsageError(f"{display_path(rules_path)}: already exists; not overwritten") from err
+    except OSError as err:
+        raise UsageError(f"{display_path(rules_path)}: cannot create: {err.strerror}") from err
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     print(f"created {display_path(rules_path)}")

@@ -39,10 +39,11 @@ def _deferring(*names: str) -> Iterator[None]:
 
 # Why: `import structlog` also imports structlog.stdlib and .threadlocal,
 # which import asyncio and uuid at the top but use them only inside async
-# methods and helpers we never call. asyncio costs ~30 ms of the ~100 ms
-# budget of `nixseal install`, which runs at every boot and switch; these
-# stand-ins import the real module on first attribute use, if ever.
-with _deferring("asyncio", "uuid"):
+# methods and helpers we never call; structlog.processors imports datetime,
+# used only when a timestamp is made (JSON output). asyncio costs ~30 ms of
+# the ~100 ms budget of `nixseal install`, which runs at every boot and
+# switch; these stand-ins import the real module on first attribute use, if ever.
+with _deferring("asyncio", "uuid", "datetime"):
     import structlog
 
 LOG_FORMATS = ("console", "json")

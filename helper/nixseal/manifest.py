@@ -27,6 +27,8 @@ RUNTIME_DIR_TOKEN = "%r"  # noqa: S105 (a path token, not a password)
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _ACCOUNT = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\$?|[0-9]+")
 _MODE = re.compile(r"0?[0-7]{3}")
+# uid_t and gid_t are 32 bits; (uid_t)-1 means "leave unchanged" to chown.
+_MAX_ID = 2**32 - 2
 _UNIT = re.compile(
     r"[a-zA-Z0-9@%:_.\\-]+[.]"
     r"(service|socket|device|mount|automount|swap|target|path|timer|scope|slice)"
@@ -124,6 +126,8 @@ def parse(data: bytes | str, source: str = "manifest") -> Manifest:
         ) from err
     except RecursionError as err:
         raise ManifestError(f"{source}: bad JSON: nested too deeply") from err
+    except ValueError as err:  # a number of more than 4300 digits
+        raise ManifestError(f"{source}: bad JSON: {str(err).split(';')[0]}") from err
     try:
         return _Parser().manifest(doc)
     except ManifestError as err:
@@ -384,10 +388,17 @@ def _bool(obj: Mapping[str, Any], key: str, default: bool) -> bool:
 def _account(value: Any, where: str) -> str | None:
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_ID:
         return str(value)
-    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value) or len(value) > 64:
-        raise ManifestError(f"{where}: bad user or group {value!r} (a name or a decimal id)")
+    if (
+        not isinstance(value, str)
+        or not _ACCOUNT.fullmatch(value)
+        or len(value) > 64
+        or (value.isdigit() and int(value) > _MAX_ID)
+    ):
+        raise ManifestError(
+            f"{where}: bad user or group {value!r} (a name or a decimal id up to {_MAX_ID})"
+        )
     return value
 
 

@@ -117,8 +117,8 @@ def reencrypt(ctx: Context, todo: list[tuple[str, bytes]], failed: list[str]) ->
                         store_ciphertext(
                             ctx, name, result, new_value=False, save=False, durable=False
                         )
-                    except (NixsealError, OSError) as err:
-                        failed.append(f"{name}: cannot write: {err}")
+                    except NixsealError as err:  # names the file and the cause
+                        failed.append(str(err))
                     else:
                         done += 1
                 progress.update(i)

@@ -39,6 +39,9 @@ _IDENT = re.compile(r"[A-Za-z0-9._-]+")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _DURATION = re.compile(r"\s*(\d+)\s*([hdwy])\s*")
 _DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+# A file name (segment) may have at most 255 bytes on Linux file systems;
+# the last segment also carries ".age".
+_NAME_MAX = 255
 _TOP_KEYS = ("version", "admins", "hosts", "users", "groups", "secrets")
 _SECRET_KEYS = ("hosts", "users", "generator", "source", "push", "rotate_after", "armor")
 
@@ -105,9 +108,13 @@ class Rules:
     def secret(self, name: str) -> SecretRule:
         rule = self.secrets.get(name)
         if rule is None:
+            try:
+                check_secret_name(name, "")
+            except RulesError as err:  # a name given on the command line
+                raise RulesError(str(err).removeprefix(": ")) from err
             raise RulesError(
                 f"{display_path(self.path)}: no secret {name!r}; "
-                f'add a [secrets."{name}"] table to the rules'
+                f"add a [secrets.{toml_string(name)}] table to the rules"
             )
         return rule
 
@@ -205,16 +212,28 @@ def check_secret_name(name: str, where: str) -> str:
                 f"{where}: bad secret name {name!r}: use segments of A-Z a-z 0-9 . _ - "
                 "joined by '/', never '..' or '.'"
             )
+        if len(seg.encode()) > _NAME_MAX - len(".age"):
+            raise RulesError(
+                f"{where}: bad secret name {name[:40]!r}...: a segment is longer than "
+                f"{_NAME_MAX - len('.age')} characters"
+            )
     return name
 
 
 def parse_duration(text: str, where: str) -> datetime.timedelta:
     m = _DURATION.fullmatch(text)
-    if not m or int(m.group(1)) <= 0:
+    digits = m.group(1).lstrip("0") if m else ""
+    if not m or not digits:
         raise RulesError(
-            f"{where}: bad duration {text!r}: use a positive number with h, d, w or y, e.g. '90d'"
+            f"{where}: bad duration {text[:40]!r}: use a positive number with h, d, w or y, "
+            "e.g. '90d'"
         )
-    return datetime.timedelta(seconds=int(m.group(1)) * _DURATION_UNITS[m.group(2)])
+    try:
+        if len(digits) > 12:  # no one rotates every million years
+            raise OverflowError
+        return datetime.timedelta(seconds=int(digits) * _DURATION_UNITS[m.group(2)])
+    except OverflowError as err:
+        raise RulesError(f"{where}: duration {text[:40]!r} is too long") from err
 
 
 def format_duration(delta: datetime.timedelta) -> str:
@@ -262,6 +281,10 @@ def parse_rules(text: str, path: Path) -> Rules:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise RulesError(f"{where}: malformed TOML: {err}") from err
+    except RecursionError as err:
+        raise RulesError(f"{where}: malformed TOML: arrays or tables nested too deeply") from err
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise RulesError(f"{where}: malformed TOML: {str(err).split(';')[0]}") from err
     return _Parser(path, where).parse(data)
 
 
@@ -306,7 +329,7 @@ class _Parser:
                     f"{', '.join(_TOP_KEYS)})"
                 )
         version = data.get("version", 1)
-        if version != 1:
+        if version != 1 or isinstance(version, bool):
             raise RulesError(f"{self.where}: version = {version!r}: only version 1 is known")
         admins = {
             self.ident("admins", n): self.key("admins", n, v)

@@ -60,20 +60,26 @@ class State:
         path = state_path(rules.path)
         state = cls(path, rules)
         where = display_path(path)
+        fix = "resolve the merge conflict or delete the file and run `nixseal rekey --force`"
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return state
-        except (OSError, UnicodeDecodeError) as err:
-            raise RulesError(f"{where}: cannot read state: {err}") from err
+        except OSError as err:
+            raise RulesError(f"{where}: cannot read state: {err.strerror}") from err
+        except UnicodeDecodeError as err:
+            raise RulesError(f"{where}: not UTF-8 text (byte {err.start}); {fix}") from err
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise RulesError(
                 f"{where}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}; "
-                "resolve the merge conflict or delete the file and run `nixseal rekey --force`"
+                f"{fix}"
             ) from err
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        except (RecursionError, ValueError) as err:  # deep nesting, 4300-digit numbers
+            raise RulesError(f"{where}: malformed JSON; {fix}") from err
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(version, bool) or version != STATE_VERSION:
             raise RulesError(f"{where}: not a version {STATE_VERSION} nixseal state file")
         secrets = data.get("secrets", {})
         if not isinstance(secrets, dict):
@@ -157,5 +163,11 @@ def _parse_entry(raw: Any, where: str) -> _Entry:
             when = datetime.datetime.fromisoformat(str(rotated).replace("Z", "+00:00"))
         except ValueError as err:
             raise RulesError(f"{where}.rotated: bad time {rotated!r}") from err
-        entry.rotated = when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        try:
+            # In UTC now, so that saving it again cannot overflow (year 1, +14:00).
+            entry.rotated = when.astimezone(datetime.timezone.utc)
+        except OverflowError as err:
+            raise RulesError(f"{where}.rotated: time {rotated!r} out of range") from err
     return entry

@@ -2,7 +2,7 @@
 accounts come from the evaluated configuration, a private mount namespace
 that lives for the whole scenario (so the ramfs of each generation
 survives from one switch to the next), and the scenario's vocabulary of
-checks, in the same words as checks/vm/lib.nix.
+checks, in the same words as checks/vm/driver.nix.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,41 @@ def test_identity_from_environment_and_default_path(
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_ed25519").write_bytes(repo.hosts["web1"].private_path.read_bytes())
     assert run_cli("decrypt", "db", cwd=repo.root).out == b"env"
+
+
+def _decrypt_process(repo: Repo, shell_redirect: str) -> subprocess.CompletedProcess[bytes]:
+    # A real process: what stdout is (closed, full, a pipe) is about file descriptors.
+    cmd = f'exec "$@" {shell_redirect}'
+    argv = [sys.executable, "-m", "nixseal", "-i", str(repo.admin.path), "decrypt", "db"]
+    return subprocess.run(
+        ["sh", "-c", cmd, "sh", *argv], cwd=repo.root, capture_output=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("redirect", "code", "message"),
+    [
+        (">/dev/full", 1, "nixseal decrypt: error: writing output: No space left on device\n"),
+        (">&-", 2, "nixseal decrypt: error: stdout is closed; "),
+    ],
+    ids=["full disk", "closed"],
+)
+def test_unwritable_stdout_is_one_line_without_the_value(
+    repo: Repo, redirect: str, code: int, message: str
+) -> None:
+    repo.encrypt("db", b"plaintext-value")
+    r = _decrypt_process(repo, redirect)
+    assert r.returncode == code
+    assert r.stderr.decode().startswith(message) and len(r.stderr.splitlines()) == 1
+    assert b"plaintext-value" not in r.stderr
+
+
+def test_reader_leaving_early_is_a_failure_not_a_short_success(repo: Repo) -> None:
+    repo.encrypt("db", b"x" * 1_000_000)  # more than a pipe holds
+    argv = [sys.executable, "-m", "nixseal", "-i", str(repo.admin.path), "decrypt", "db"]
+    proc = subprocess.Popen(argv, cwd=repo.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(1) == b"x"
+    proc.stdout.close()
+    assert proc.wait(timeout=30) == 1
+    assert proc.stderr.read() == b""  # like other tools at a closed pipe: no noise

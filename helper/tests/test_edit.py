@@ -213,3 +213,26 @@ def test_ctrl_c_on_the_terminal_reaches_the_editor_only(repo: Repo, tmp_path: Pa
         os.close(master)
     assert os.waitstatus_to_exitcode(status) == 0
     assert repo.decrypt("db") == b"after ctrl-c 1"
+
+
+@pytest.mark.parametrize(
+    ("editor", "code", "message"),
+    [
+        ("vim 'unterminated", 2, '$EDITOR "vim \'unterminated": no closing quotation'),
+        ("sh -c 'kill -KILL $$'", 1, "editor was killed by SIGKILL; db not changed"),
+        ("sh -c 'rm \"$1\"' x", 1, "editor removed the file; db not changed: No such file"),
+    ],
+    ids=["unbalanced quote", "killed", "file removed"],
+)
+def test_broken_editors_are_one_line_and_change_nothing(
+    repo: Repo, shm_dir: Path, monkeypatch: pytest.MonkeyPatch, editor: str, code: int, message: str
+) -> None:
+    repo.encrypt("db", b"keep me")
+    before = repo.age_file("db").read_bytes()
+    monkeypatch.setenv("EDITOR", editor)
+    r = repo.run("edit", "db")
+    assert r.code == code
+    assert r.err.startswith(f"nixseal edit: error: {message}") and len(r.err.splitlines()) == 1
+    assert str(shm_dir) not in r.err  # no private path (and no value) in the message
+    assert repo.age_file("db").read_bytes() == before
+    assert list(shm_dir.iterdir()) == []

@@ -96,3 +96,16 @@ def test_nixseal_decrypts_what_age_cli_writes(repo: Repo) -> None:
         check=True,
     )
     assert repo.decrypt("db/password") == b"from age\n"
+
+
+def test_unwritable_target_is_one_line_and_keeps_the_state(repo: Repo) -> None:
+    repo.encrypt("api", b"v1")
+    state = (repo.secrets / "secrets.state.json").read_bytes()
+    repo.age_file("db/password").mkdir(parents=True)  # a directory where the file goes
+    r = repo.run("encrypt", "db/password", stdin=b"plaintext-value")
+    assert r.code == 1
+    assert (
+        r.err == "nixseal encrypt: error: secrets/db/password.age: cannot write: Is a directory\n"
+    )
+    assert (repo.secrets / "secrets.state.json").read_bytes() == state
+    assert not [p for p in repo.secrets.rglob("*.tmp")]

@@ -50,6 +50,8 @@ SUMMARIES = {
     "packages": """ps: builtins.mapAttrs (_: builtins.mapAttrs (_: p: {
         inherit (p) type name drvPath; inherit (p.meta) mainProgram;
         deps = p.dependencyNames;
+        checkInputs = map (d: d.name) p.nativeCheckInputs;
+        inherit (p) disabledTestPaths pythonImportsCheck;
         wheel = { inherit (p.pyrage.src) url hash; inherit (p.pyrage) format; };
       })) ps""",
     "apps": "as: builtins.mapAttrs (_: builtins.mapAttrs (_: a: { inherit (a) type program; })) as",
@@ -130,6 +132,9 @@ def test_public_outputs(outputs: dict[str, Any]) -> None:
         assert pkg["type"] == "derivation" and pkg["name"].startswith("nixseal-")
         assert pkg["mainProgram"] == "nixseal"
         assert pkg["deps"][0].startswith("pyrage-") and "structlog" in pkg["deps"]
+        assert "tomli" not in pkg["deps"], "tomli only below Python 3.11 (pyproject.toml)"
+        assert {"age", "openssh", "git"} <= {n.split("-")[0] for n in pkg["checkInputs"]}
+        assert "nixseal.install" in pkg["pythonImportsCheck"]
         wheel = pkg["wheel"]
         arch = system.split("-")[0]
         assert wheel["format"] == "wheel"
@@ -215,6 +220,24 @@ def _lint_test_script(script: str, nodes: list[str]) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@needs_nix
+def test_package_build_leaves_out_tests_that_need_the_repository(
+    outputs: dict[str, Any],
+) -> None:
+    """The package's tests run in the build sandbox on helper/ alone, with no
+    Nix and no root: a test module reading the rest of the repository must
+    be left out there (disabledTestPaths) or skip without Nix (needs_nix)."""
+    disabled = set(outputs["packages"]["x86_64-linux"]["nixseal"]["disabledTestPaths"])
+    for path in sorted((HELPER_DIR / "tests").glob("test_*.py")):
+        text = path.read_text()
+        helpers = [h for h in ("_twin", "_nixeval") if f"from {h} import" in text]
+        if "REPO_ROOT" not in text and not helpers:
+            continue
+        rel = f"tests/{path.name}"
+        skipped = "pytestmark = needs_nix" in text and "_twin" not in helpers
+        assert rel in disabled or skipped, f"{rel} reads the repository in the build sandbox"
 
 
 @needs_nix

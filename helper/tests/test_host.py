@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,41 @@ def test_replace_prints_rekey_command_or_rekeys(repo: Repo, tmp_path: Path) -> N
     assert tags == {ssh_key_tag(key2.public)}
     assert repo.run("check").code == 0
     assert repo.rules.read_text().startswith("# keep this comment\n")
+
+
+def test_private_key_or_binary_file_is_refused_without_quoting_it(
+    repo: Repo, tmp_path: Path
+) -> None:
+    before = repo.rules.read_bytes()
+    key = make_ssh_key(tmp_path, name="web2")
+    secret_line = key.private_path.read_text().splitlines()[1]
+    r = repo.run("host", "add", "web2", str(key.private_path))
+    assert r.code == 2 and "a private key; give the public key (the .pub file)" in r.err
+    assert secret_line[:20] not in r.err
+    binary = tmp_path / "binary"
+    binary.write_bytes(bytes(range(256)))
+    r = repo.run("host", "add", "web2", str(binary))
+    assert r.err == f"nixseal host: error: {binary}: not a public key file (not text)\n"
+    r = repo.run("host", "add", "web2", "-", stdin=b"\xff\xfe")
+    assert r.code == 2 and len(r.err.splitlines()) == 1
+    assert repo.rules.read_bytes() == before
+
+
+def test_unusable_key_types_are_named_by_type_only(repo: Repo, tmp_path: Path) -> None:
+    pub = tmp_path / "ecdsa.pub"
+    pub.write_text("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAI root@web2\n")
+    r = repo.run("host", "add", "web2", str(pub))
+    assert r.code == 2 and r.err.endswith("(found ecdsa-sha2-nistp256)\n")
+
+
+def test_host_name_that_toml_cannot_hold_is_a_bad_name(repo: Repo) -> None:
+    # Not UTF-8 (e.g. a Latin-1 terminal): a real process, as argv is bytes.
+    before = repo.rules.read_bytes()
+    argv = [sys.executable, "-m", "nixseal", "host", "add", b"w\xff", repo.hosts["web1"].public]
+    r = subprocess.run(argv, cwd=repo.root, capture_output=True, check=False)
+    assert r.returncode == 1
+    assert (
+        r.stderr == b"nixseal host: error: secrets/secrets.toml: [hosts] w\\udcff: bad name: "
+        b"use A-Z a-z 0-9 . _ -\n"
+    )
+    assert repo.rules.read_bytes() == before

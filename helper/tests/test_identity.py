@@ -138,3 +138,28 @@ def test_unreadable_identity_is_an_error_naming_it(repo: Repo, tmp_path: Path) -
     bad.write_text("not a key\n")
     r = run_cli("-i", str(bad), "decrypt", "s1", cwd=repo.root)
     assert r.code == 1 and str(bad) in r.err and "not an age identity" in r.err
+
+
+def test_common_key_mix_ups_are_named(repo: Repo, tmp_path: Path) -> None:
+    pub = tmp_path / "id.pub"
+    pub.write_text(repo.hosts["web1"].public + "\n")
+    r = run_cli("-i", str(pub), "decrypt", "s1", cwd=repo.root)
+    assert r.err.endswith(
+        "id.pub: an ssh public key; pass the private key (the file without .pub)\n"
+    )
+    recipient = tmp_path / "recipient.txt"
+    recipient.write_text(f"# public key\n{repo.admin.public}\n")
+    r = run_cli("-i", str(recipient), "decrypt", "s1", cwd=repo.root)
+    assert r.code == 1 and "recipient.txt: an age public key (recipient)" in r.err
+    pem = tmp_path / "pkcs8.pem"
+    pem.write_text(
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
+    )
+    r = run_cli("-i", str(pem), "decrypt", "s1", cwd=repo.root)
+    assert r.code == 1 and "pkcs8.pem: a PEM private key (BEGIN PRIVATE KEY)" in r.err
+    assert r.out == b""
+
+
+def test_empty_identity_path_is_a_usage_error(repo: Repo) -> None:
+    r = run_cli("-i", "", "decrypt", "s1", cwd=repo.root)
+    assert r.code == 2 and "empty identity path" in r.err and len(r.err.splitlines()) == 1

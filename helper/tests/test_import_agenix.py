@@ -101,3 +101,23 @@ def test_never_overwrites_and_reports_nix_errors(agenix: tuple[Repo, dict[str, s
     r = run_cli("import-agenix", "secrets/secrets.nix", cwd=repo.root)
     assert r.code == 1 and "secrets/secrets.nix: nix-instantiate failed: error:" in r.err
     assert not repo.rules.exists()
+
+
+def test_bad_key_is_named_in_secrets_nix(agenix: tuple[Repo, dict[str, str]]) -> None:
+    repo, _ = agenix
+    (repo.secrets / "secrets.nix").write_text('{ "x.age".publicKeys = [ "age1nope" ]; }')
+    r = run_cli("import-agenix", "secrets/secrets.nix", cwd=repo.root)
+    assert r.code == 1 and len(r.err.splitlines()) == 1
+    assert "secrets/secrets.nix: x.age: publicKeys: bad recipient 'age1nope'" in r.err
+    assert not repo.rules.exists()
+
+
+def test_output_that_cannot_be_written_is_one_line(agenix: tuple[Repo, dict[str, str]]) -> None:
+    repo, _ = agenix
+    (repo.root / "afile").write_text("x")
+    r = run_cli("import-agenix", "secrets/secrets.nix", "-o", "afile/rules.toml", cwd=repo.root)
+    assert r.code == 1
+    assert (
+        r.err == "nixseal import-agenix: error: afile/rules.toml: cannot write: "
+        "a file is in the way of its directory\n"
+    )

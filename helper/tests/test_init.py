@@ -65,3 +65,29 @@ def test_bad_admin_key_is_rejected(tmp_path: Path) -> None:
     r = run_cli("init", "--admin-key", "age1nope", cwd=tmp_path)
     assert r.code == 1 and "--admin-key: bad recipient" in r.err
     assert not (tmp_path / "secrets").exists()
+
+
+def test_unusable_admin_key_files_are_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.pub"
+    binary.write_bytes(bytes(range(256)))
+    r = run_cli("init", "repo", "--admin-key", str(binary), cwd=tmp_path)
+    assert r.code == 2 and r.err.endswith("binary.pub: not a public key file (not text)\n")
+    private = make_ssh_key(tmp_path, name="id")
+    r = run_cli("init", "repo", "--admin-key", str(private.private_path), cwd=tmp_path)
+    assert r.code == 2 and "a private key; give the public key" in r.err
+    r = run_cli("init", "repo", "--admin", "a b", "--admin-key", str(binary), cwd=tmp_path)
+    assert r.code == 2 and "admin name 'a b'" in r.err
+    assert not (tmp_path / "repo").exists()
+
+
+def test_unwritable_places_are_one_line_and_leave_nothing(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    key = crypto.generate_age_identity()[1]
+    r = run_cli("init", "afile", "--admin-key", key, cwd=tmp_path)
+    assert r.err == "nixseal init: error: afile/secrets: cannot create: Not a directory\n"
+    r = run_cli("init", "afile/repo", "--generate-key", "k", cwd=tmp_path)
+    assert r.err == "nixseal init: error: afile/repo/secrets: cannot create: Not a directory\n"
+    # The key cannot be written: neither it nor the rules directory is left behind.
+    r = run_cli("init", "repo", "--generate-key", str(tmp_path / "afile" / "key"), cwd=tmp_path)
+    assert r.code == 2 and r.err.endswith("afile: cannot create: a file is in the way\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

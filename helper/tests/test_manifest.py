@@ -346,3 +346,25 @@ def test_dot_dot_anywhere_is_hostile(segments: list[str], at: int) -> None:
     name = "/".join(segments)
     assert not manifest.is_name(name)
     assert f'hostile name "{name}"' in error_of(doc(secrets=[{"name": name, "file": "/f"}]))
+
+
+@pytest.mark.parametrize("field", ["owner", "group"])
+@pytest.mark.parametrize("value", [2**32 - 1, 2**40, "4294967295", "99999999999999"])
+def test_ids_beyond_32_bits_are_manifest_errors(field: str, value: Any) -> None:
+    # chown would raise OverflowError (or read -1 as "unchanged") mid-install.
+    d = doc()
+    d["secrets"][0][field] = value
+    assert f"secrets[0].{field}: bad user or group" in error_of(d)
+
+
+def test_largest_id_is_accepted() -> None:
+    d = doc()
+    d["secrets"][0].update(owner=2**32 - 2, group="4294967294")
+    s = parse(d).secrets[0]
+    assert (s.owner, s.group) == ("4294967294", "4294967294")
+
+
+def test_number_too_long_for_python_is_bad_json() -> None:
+    with pytest.raises(ManifestError) as info:
+        manifest.parse(b'{"version": ' + b"1" * 5000 + b"}", "m.json")
+    assert str(info.value).startswith("m.json: bad JSON: Exceeds the limit (4300 digits)")

@@ -238,3 +238,15 @@ def test_signed_out_op_skips_only_what_needs_op(repo: Repo, fake: FakeOp) -> Non
     assert not repo.age_file("grafana").exists() and not repo.age_file("upstream").exists()
     assert len(fake.calls()) == 1
     assert "rotated 1 of 3 secrets, 2 failed" in r.err
+
+
+def test_unwritable_public_half_is_reported_not_a_traceback(repo: Repo) -> None:
+    (repo.secrets / "deploy" / "key.pub").mkdir(parents=True)
+    r = repo.run("rotate", "deploy/key", "db")
+    assert r.code == 1
+    assert (
+        "nixseal rotate: error: deploy/key: secrets/deploy/key.pub: cannot write: "
+        "Is a directory" in r.err
+    )
+    assert "rotated 1 of 2 secrets, 1 failed" in r.err
+    assert repo.decrypt("db")  # the other secret was rotated

@@ -10,7 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nixseal.errors import RulesError
-from nixseal.rules import Generator, check_secret_name, find_rules, load_rules, parse_rules
+from nixseal.rules import (
+    Generator,
+    check_secret_name,
+    display_path,
+    find_rules,
+    load_rules,
+    parse_rules,
+)
 
 AGE1 = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 AGE2 = "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg"
@@ -119,7 +126,8 @@ def test_bad_rules_name_file_table_and_key(tmp_path: Path, snippet: str, expecte
     # top-level keys must come before the first table
     text = admins + snippet if snippet.startswith("[") else snippet + "\n" + admins
     msg = error_of(tmp_path, text + "\n")
-    assert msg.startswith("secrets/secrets.toml: ") or msg.startswith(str(tmp_path))
+    # The file is named as the user would type it, relative to where they are.
+    assert msg.startswith(display_path(tmp_path / "secrets" / "secrets.toml") + ": ")
     assert expected in msg
 
 
@@ -218,3 +226,85 @@ def test_secret_names_accepted_only_when_inside_the_dir(name: str) -> None:
         assert ok
         base = Path("/base")
         assert (base / f"{name}.age").resolve().is_relative_to(base)
+
+
+# --- hostile input found by adversarial QA --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a = " + "[" * 3000 + "]" * 3000, "malformed TOML: arrays or tables nested too deeply"),
+        ("a = " + "1" * 5000, "malformed TOML: Exceeds the limit (4300 digits)"),
+        ("version = true", "version = True: only version 1 is known"),
+        ('[secrets.x]\nrotate_after = "99999999999y"', "rotate_after: duration '99999999999y' is"),
+        (f'[secrets.x]\nrotate_after = "{"9" * 5000}d"', "rotate_after: duration '999"),
+        ('[secrets.x]\nrotate_after = "000d"', "rotate_after: bad duration '000d'"),
+        (f'[secrets."{"a" * 252}"]', "a segment is longer than 251 characters"),
+        (f'[secrets."d/{"a" * 300}/x"]', "a segment is longer than 251 characters"),
+    ],
+)
+def test_pathological_rules_are_one_rules_error(tmp_path: Path, text: str, expected: str) -> None:
+    msg = error_of(tmp_path, text + "\n")
+    assert msg.startswith("secrets/secrets.toml: ") or msg.startswith(str(tmp_path))
+    assert expected in msg and "\n" not in msg
+
+
+def test_longest_secret_name_still_fits_a_file_name(tmp_path: Path) -> None:
+    rules = parse_rules(f'[secrets."{"a" * 251}"]\n', tmp_path / "secrets.toml")
+    assert len(rules.file_for("a" * 251).name) == 255
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", 'a"b', ""])
+def test_hostile_name_on_the_command_line_is_called_that(tmp_path: Path, name: str) -> None:
+    rules = load_rules(rules_at(tmp_path, FULL))
+    with pytest.raises(RulesError, match=r"^bad secret name") as err:
+        rules.file_for(name)
+    assert "add a [secrets" not in str(err.value)  # no advice to add a name that cannot be
+
+
+_BAD_RULES = {
+    "malformed": "version = 1\n[admins\n",
+    "hosts = 3": "hosts = 3\n",
+    "key = 5": "[admins]\nalice = 5\n",
+    "host without key": f'[admins]\nalice = "{AGE1}"\n[hosts.web1]\n',
+    "hosts as string": f'[admins]\nalice = "{AGE1}"\n[hosts.web1]\nkey = "{SSH1}"\n'
+    '[secrets.db]\nhosts = "web1"\n',
+    "rotate_after banana": '[secrets.db]\nrotate_after = "banana"\n',
+    "generator kind": '[secrets.db]\ngenerator = { kind = "x" }\n',
+    "unknown host": '[secrets.db]\nhosts = ["web9"]\n',
+    "hostile name": '[secrets."../x"]\n',
+    "deep": "a = " + "[" * 3000 + "]" * 3000 + "\n",
+    "huge int": "a = " + "1" * 5000 + "\n",
+}
+_VERBS = [
+    ("check",),
+    ("audit", "--json"),
+    ("rekey", "--force"),
+    ("decrypt", "db"),
+    ("encrypt", "db"),
+    ("edit", "db"),
+    ("rotate", "db"),
+    ("pull",),
+    ("host", "add", "web2", AGE2),
+]
+
+
+@pytest.mark.parametrize("verb", _VERBS, ids=lambda v: v[0])
+@pytest.mark.parametrize("rules_text", _BAD_RULES.values(), ids=list(_BAD_RULES))
+def test_every_verb_reports_bad_rules_in_one_line_and_changes_nothing(
+    tmp_path: Path, rules_text: str, verb: tuple[str, ...]
+) -> None:
+    from _admin import run_cli
+
+    path = rules_at(tmp_path, rules_text)
+    (path.parent / "db.age").write_bytes(b"age-encryption.org/v1\n-> X25519 x\nbody\n--- mac\n")
+    (path.parent / "secrets.state.json").write_text('{"version": 1, "secrets": {}}\n')
+    before = {p: p.read_bytes() for p in path.parent.iterdir()}
+    key = make_age_key(tmp_path)
+    r = run_cli("-i", str(key.path), *verb, stdin=b"plaintext-value", cwd=tmp_path)
+    assert r.code == 1
+    assert len(r.err.splitlines()) == 1
+    assert r.err.startswith(f"nixseal {verb[0]}: error: secrets/secrets.toml: ")
+    assert "plaintext-value" not in r.err and r.out == b""
+    assert {p: p.read_bytes() for p in path.parent.iterdir()} == before

@@ -612,6 +612,35 @@ def test_needed_for_users_with_script_created_users_runs_before_users() -> None:
     assert "nixseal-install-for-users" not in r["services"]
 
 
+ETC_KEY = 'environment.etc."ssh/ssh_host_ed25519_key".source = ./.; environment.etc."ssh/ssh_host_rsa_key".text = "k";'
+
+
+def test_first_boot_key_gap_is_warned_about() -> None:
+    """Users made by the activation script: password secrets are installed
+    before /etc exists, so keys placed by environment.etc are missing at
+    first boot."""
+    warnings = host(one_secret(neededForUsers="true"), mod(ETC_KEY), select="warnings")
+    (warning,) = [w for w in warnings if "first boot" in w]
+    assert "neededForUsers secrets (s)" in warning
+    assert "/etc/ssh/ssh_host_ed25519_key, /etc/ssh/ssh_host_rsa_key" in warning
+    assert "nixseal.identityPaths" in warning and "services.userborn.enable" in warning
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "",  # keys not placed by environment.etc (sshd's own, on disk)
+        'nixseal.identityPaths = [ "/etc/ssh/ssh_host_ed25519_key" "/persist/key.txt" ];',
+        "services.userborn.enable = true;",  # a unit installs them after /etc exists
+        'environment.etc."ssh/ssh_host_ed25519_key".enable = false;',
+    ],
+)
+def test_no_first_boot_warning_when_a_key_is_there(extra: str) -> None:
+    etc = "" if extra == "" else ETC_KEY
+    warnings = host(one_secret(neededForUsers="true"), mod(etc + " " + extra), select="warnings")
+    assert not [w for w in warnings if "first boot" in w], warnings
+
+
 @pytest.mark.parametrize(
     "switch",
     [
@@ -652,7 +681,8 @@ def test_script_mode_snippet_deps_dry_run_and_restart_lists() -> None:
         w.startswith('nixseal.activation = "script": activation scripts') for w in r["warnings"]
     )
     snippet = r["snippet"]
-    assert set(snippet["deps"]) == {"specialfs", "users", "groups"}
+    # after etc too: keys that environment.etc places exist at first boot
+    assert set(snippet["deps"]) == {"specialfs", "users", "groups", "etc"}
     assert snippet["supportsDryActivation"] is True
     text = snippet["text"]
     assert f"/bin/nixseal install --manifest {r['manifest_file']} --dry-run" in text
@@ -662,7 +692,9 @@ def test_script_mode_snippet_deps_dry_run_and_restart_lists() -> None:
         for line in r["script"].splitlines()
         if line.startswith("#### Activation")
     ]
-    assert order.index("nixseal") > max(order.index(d) for d in ("specialfs", "users", "groups"))
+    assert order.index("nixseal") > max(
+        order.index(d) for d in ("specialfs", "users", "groups", "etc")
+    )
     assert "snippet nixseal:" in r["dry"]
     assert r["manifest"]["restartListPath"] == "/run/nixos/activation-restart-list"
     assert r["manifest"]["reloadListPath"] == "/run/nixos/activation-reload-list"
@@ -936,7 +968,56 @@ def test_unknown_secret_field_is_an_error() -> None:
 def test_secret_defined_as_a_function_is_refused_clearly() -> None:
     with pytest.raises(NixEvalError) as err:
         host(mod('nixseal.secrets.s = { name, ... }: { file = "/x.age"; };'))
-    assert "define it with an attribute set" in str(err.value)
+    message = str(err.value)
+    assert "The option `nixseal.secrets.s' is defined in" in message
+    assert "as a function: entries of `nixseal.secrets' must be attribute sets" in message
+    with pytest.raises(NixEvalError) as err:
+        host(mod("nixseal.templates.t = ./.;"))
+    assert "as a path: entries of `nixseal.templates' must be attribute sets" in str(err.value)
+
+
+def test_the_limitation_is_documented_in_the_options() -> None:
+    descriptions = host(
+        mod(""),
+        select="{ s = options.nixseal.secrets.description; t = options.nixseal.templates.description; }",
+    )
+    assert "cannot be a function" in descriptions["s"]
+    assert "no functions" in descriptions["t"]
+
+
+def test_a_module_may_add_fields_to_secrets_as_to_a_submodule() -> None:
+    """Declaring nixseal.secrets again with extra options, as with any submodule."""
+    extend = (
+        "{ lib, ... }: { options.nixseal.secrets = lib.mkOption { type = lib.types.attrsOf"
+        " (lib.types.submodule ({ config, ... }: { options.backup = lib.mkOption"
+        ' { type = lib.types.bool; default = config.owner == "root"; }; })); }; }'
+    )
+    r = host_many(
+        one_secret(owner='"grafana"'),
+        mod('nixseal.secrets.r.file = "/r.age";'),
+        extend,
+        s="config.nixseal.secrets.s",
+        r="config.nixseal.secrets.r.backup",
+        manifest="map (s: s.path) config.nixseal.manifest.secrets",
+    )
+    assert (r["s"]["group"], r["s"]["path"], r["s"]["backup"]) == (
+        "grafana",
+        "/run/secrets/s",
+        False,
+    )
+    assert r["r"] is True
+    assert sorted(r["manifest"]) == ["/run/secrets/r", "/run/secrets/s"]
+
+
+def test_type_errors_in_entries_name_the_option_and_the_file() -> None:
+    with pytest.raises(NixEvalError) as err:
+        host(one_secret(owner="5"))
+    assert "A definition for option `nixseal.secrets.s.owner' is not of type `string'" in str(
+        err.value
+    )
+    with pytest.raises(NixEvalError) as err:
+        host(mod('nixseal.secrets.s = "abc";'))
+    assert "`nixseal.secrets.s' is not of type `submodule'" in str(err.value)
 
 
 def test_missing_file_without_rules_names_the_option() -> None:
@@ -950,9 +1031,10 @@ def test_missing_file_without_rules_names_the_option() -> None:
 def test_password_secrets_under_nixos_init_need_userborn_or_sysusers() -> None:
     messages = failed(one_secret(neededForUsers="true"), mod("system.nixos-init.enable = true;"))
     assert any(
-        m.startswith("nixseal.secrets.<name>.neededForUsers needs services.userborn.enable")
+        m.startswith('nixseal.secrets.<name>.neededForUsers (set for "s") needs services.userborn')
+        and "set neededForUsers = false" in m
         for m in messages
-    )
+    ), messages
     assert (
         failed(
             one_secret(neededForUsers="true"),

@@ -88,3 +88,39 @@ def test_malformed_state_names_file_line_and_fix(repo: Repo) -> None:
     state_file(repo).write_text('{"version": 7}')
     with pytest.raises(RulesError, match="not a version 1"):
         State.load(load_rules(repo.rules))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"version": 1, "secrets": ' + "[" * 100_000 + "]" * 100_000 + "}", "malformed JSON;"),
+        ('{"version": ' + "1" * 5000 + "}", "malformed JSON;"),
+        ('{"version": true}', "not a version 1 nixseal state file"),
+        (
+            '{"version": 1, "secrets": {"b": {"rotated": "0001-01-01T00:00:00+14:00"}}}',
+            "secrets.b.rotated: time '0001-01-01T00:00:00+14:00' out of range",
+        ),
+    ],
+)
+def test_pathological_state_is_one_error_and_changes_nothing(
+    repo: Repo, text: str, expected: str
+) -> None:
+    repo.encrypt("b", b"v")
+    state_file(repo).write_text(text)
+    before = {p: p.read_bytes() for p in repo.secrets.iterdir()}
+    for verb in (("check",), ("rekey", "--force"), ("encrypt", "b")):
+        r = repo.run(*verb, stdin=b"new")
+        assert r.code == 1 and len(r.err.splitlines()) == 1, r.err
+        assert r.err.startswith(f"nixseal {verb[0]}: error: secrets/secrets.state.json: ")
+        assert expected in r.err
+    assert {p: p.read_bytes() for p in repo.secrets.iterdir()} == before
+
+
+def test_unreadable_state_names_the_cause_once(repo: Repo) -> None:
+    state_file(repo).mkdir()
+    r = repo.run("check")
+    assert r.code == 1
+    assert (
+        r.err == "nixseal check: error: secrets/secrets.state.json: cannot read state: "
+        "Is a directory\n"
+    )

@@ -36,7 +36,7 @@ from conftest import NIXPKGS_LIB, needs_nix, needs_root
 
 SCENARIOS = load_scenarios()
 
-# Every word a step may use. checks/vm/lib.nix turns the same words into
+# Every word a step may use. checks/vm/driver.nix turns the same words into
 # testScript code; test_flake.py checks it knows each of them.
 STEP_KEYS = {
     "action",

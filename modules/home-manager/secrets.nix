@@ -1,24 +1,9 @@
 # Per-user secrets for home-manager: encrypted to the user's own key in the
 # rules file, decrypted with the user's identity by a systemd user unit
 # running `nixseal install` in user mode, into $XDG_RUNTIME_DIR (`%r`).
-{
-  config,
-  lib,
-  pkgs,
-  ...
-}:
+{ config, lib, pkgs, ... }:
 let
-  inherit (lib)
-    mkOption
-    mkIf
-    types
-    literalExpression
-    literalMD
-    attrValues
-    optional
-    optionals
-    concatMap
-    ;
+  inherit (lib) mkOption mkIf types literalExpression literalMD attrValues optional optionals concatMap;
 
   cfg = config.nixseal;
   manifestLib = import ../lib/manifest.nix { inherit lib; };
@@ -29,51 +14,33 @@ let
   rulesDir = dirOf cfg.rules;
   forUser = rulesLib.forUser rules cfg.userName;
 
-  secretType = optionsLib.entryType (
-    { name, config, ... }:
-    {
-      options = optionsLib.secretOptions {
-        inherit name config;
-        fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
-        fileDefaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
-        pathPrefix = cfg.symlinkPath;
-        pathPrefixText = "\${config.nixseal.symlinkPath}";
-      };
-    }
-  );
+  secretType = optionsLib.entryType ({ name, config, ... }: {
+    options = optionsLib.secretOptions {
+      inherit name config;
+      fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
+      fileDefaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
+      pathPrefix = cfg.symlinkPath;
+      pathPrefixText = "\${config.nixseal.symlinkPath}";
+    };
+  });
 
-  templateType = optionsLib.entryType (
-    { name, config, ... }:
-    {
-      options = optionsLib.templateOptions {
-        inherit name config;
-        pathPrefix = "${cfg.symlinkPath}/rendered";
-        pathPrefixText = "\${config.nixseal.symlinkPath}/rendered";
-      };
-    }
-  );
+  templateType = optionsLib.entryType ({ name, config, ... }: {
+    options = optionsLib.templateOptions {
+      inherit name config;
+      pathPrefix = "${cfg.symlinkPath}/rendered";
+      pathPrefixText = "\${config.nixseal.symlinkPath}/rendered";
+    };
+  });
 
   # User mode neither chowns nor resolves names: every file belongs to the
   # user running the unit (group null: the owner's primary group).
-  owned = map (
-    e:
-    e
-    // {
-      owner = config.home.username;
-      group = null;
-    }
-  );
+  owned = map (e: e // { owner = config.home.username; group = null; });
   secrets = owned (attrValues cfg.secrets);
   templates = owned (attrValues cfg.templates);
 
   manifest = manifestLib.build {
     settings = {
-      inherit (cfg)
-        mountPoint
-        symlinkPath
-        keepGenerations
-        identityPaths
-        ;
+      inherit (cfg) mountPoint symlinkPath keepGenerations identityPaths;
       useTmpfs = false;
       userMode = true;
       restartListPath = null;
@@ -82,45 +49,26 @@ let
     inherit secrets templates;
   };
 
-  manifestFile = pkgs.writeText "nixseal-manifest-${config.home.username}.json" (
-    builtins.toJSON manifest
-  );
+  manifestFile = pkgs.writeText "nixseal-manifest-${config.home.username}.json" (builtins.toJSON manifest);
 
   rulesFile = toString cfg.rules;
   ruleProblems = optionals (rules != null) (
     let
       fromRules = builtins.filter (s: s.file == rulesDir + "/${s.name}.age") secrets;
     in
-    optional (
-      fromRules != [ ] && !forUser.known
-    ) "nixseal.userName: user \"${cfg.userName}\" is not in [users] of the rules file ${rulesFile}: add [users.${cfg.userName}] with the user's key, or set nixseal.userName to the user's name there"
-    ++ concatMap (
-      s:
-      optional (
-        !(forUser.given ? ${s.name})
-      ) "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to user \"${cfg.userName}\": add \"${cfg.userName}\" to users of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\""
-    ) fromRules
+    optional (fromRules != [ ] && !forUser.known) "nixseal.userName: user \"${cfg.userName}\" is not in [users] of the rules file ${rulesFile}: add [users.${cfg.userName}] with the user's key, or set nixseal.userName to the user's name there"
+    ++ concatMap
+      (s: optional (!(forUser.given ? ${s.name})) "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to user \"${cfg.userName}\": add \"${cfg.userName}\" to users of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\"")
+      fromRules
   );
 
   problems =
-    manifestLib.hostileProblems {
-      kind = "nixseal.secrets";
-      entries = secrets;
-      allowRuntimeDir = true;
-    }
-    ++ manifestLib.hostileProblems {
-      kind = "nixseal.templates";
-      entries = templates;
-      allowRuntimeDir = true;
-    }
+    manifestLib.hostileProblems { kind = "nixseal.secrets"; entries = secrets; allowRuntimeDir = true; }
+    ++ manifestLib.hostileProblems { kind = "nixseal.templates"; entries = templates; allowRuntimeDir = true; }
     ++ manifestLib.duplicatePathProblems (secrets ++ templates)
     ++ manifestLib.duplicateNameProblems "secrets" secrets
     ++ manifestLib.duplicateNameProblems "templates" templates
-    ++ manifestLib.templateProblems {
-      kind = "nixseal.templates";
-      inherit templates;
-      known = manifest.placeholders;
-    }
+    ++ manifestLib.templateProblems { kind = "nixseal.templates"; inherit templates; known = manifest.placeholders; }
     ++ ruleProblems;
 in
 {
@@ -129,7 +77,11 @@ in
       type = types.attrsOf secretType;
       default = { };
       example = literalExpression ''{ "carol/github-token" = { }; }'';
-      description = "This user's secrets, by name.";
+      description = ''
+        This user's secrets, by name. Entries are attribute sets of the
+        options below, merged across modules as a submodule's are, but
+        never functions (`{ name, config, ... }: { ... }`) or module files.
+      '';
     };
     templates = mkOption {
       type = types.attrsOf templateType;
@@ -179,9 +131,7 @@ in
     };
     package = mkOption {
       type = types.package;
-      default =
-        pkgs.nixseal
-          or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's homeManagerModules.nixseal (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
+      default = pkgs.nixseal or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's homeManagerModules.nixseal (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
       defaultText = literalExpression "pkgs.nixseal";
       description = "The nixseal package whose helper installs the secrets.";
     };
@@ -199,8 +149,7 @@ in
       defaultText = literalMD "the manifest as a JSON file in the store";
       description = "The manifest file the user unit installs from.";
     };
-  }
-  // optionsLib.commonSettings {
+  } // optionsLib.commonSettings {
     mountPointDefault = "%r/secrets.d";
     symlinkPathDefault = "%r/secrets";
   };
@@ -210,17 +159,12 @@ in
       nixseal.secrets = mkIf cfg.declareRulesSecrets (lib.genAttrs cfg.rulesSecrets (_: { }));
     }
     (mkIf (cfg.secrets != { } || cfg.templates != { }) {
-      assertions =
-        map (message: {
-          assertion = false;
-          inherit message;
-        }) problems
-        ++ [
-          {
-            assertion = cfg.identityPaths != [ ];
-            message = "nixseal.identityPaths is empty: list the user's key files there";
-          }
-        ];
+      assertions = map (message: { assertion = false; inherit message; }) problems ++ [
+        {
+          assertion = cfg.identityPaths != [ ];
+          message = "nixseal.identityPaths is empty: list the user's key files there";
+        }
+      ];
 
       # A new manifest changes ExecStart, so home-manager's switch restarts
       # the unit; it also runs at every login.

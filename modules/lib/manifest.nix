@@ -5,17 +5,7 @@
 # evaluate quickly, so no per-secret scans of all secrets).
 { lib }:
 let
-  inherit (lib)
-    concatMap
-    filter
-    attrNames
-    filterAttrs
-    groupBy
-    length
-    isList
-    listToAttrs
-    nameValuePair
-    ;
+  inherit (lib) concatMap filter attrNames filterAttrs groupBy length isList listToAttrs nameValuePair;
 
   # Placeholders are readable so that templates kept in files (which cannot
   # interpolate Nix values) can name secrets too.
@@ -24,13 +14,9 @@ let
   # A Nix path is copied into the store, as a real build does, so the
   # encrypted file travels with the system closure; a string is kept as
   # given (a file that is already on the target host).
-  fileString =
-    file:
+  fileString = file:
     if builtins.isPath file then
-      "${builtins.path {
-        path = file;
-        name = lib.strings.sanitizeDerivationName (baseNameOf file);
-      }}"
+      "${builtins.path { path = file; name = lib.strings.sanitizeDerivationName (baseNameOf file); }}"
     else
       toString file;
 
@@ -42,29 +28,19 @@ let
 
   # Absolute, normalized (no "", "." or ".." segments), no newline.
   pathSegment = "([^./\n]|[.][^./\n]|[.][.][^/\n])[^/\n]*";
-  goodPath =
-    allowRuntimeDir: path:
+  goodPath = allowRuntimeDir: path:
     builtins.match "${if allowRuntimeDir then "(%r)?" else ""}(/${pathSegment})+" path != null;
 
   # Names of placeholders used in a template's content.
-  placeholdersIn =
-    content: map (m: lib.head m) (filter isList (builtins.split "<nixseal:([^>\n]*)>" content));
+  placeholdersIn = content:
+    map (m: lib.head m) (filter isList (builtins.split "<nixseal:([^>\n]*)>" content));
 
   secretEntry = s: {
-    inherit (s)
-      name
-      path
-      mode
-      owner
-      group
-      restartUnits
-      reloadUnits
-      ;
+    inherit (s) name path mode owner group restartUnits reloadUnits;
     file = fileString s.file;
   };
 
-  templateContent =
-    t:
+  templateContent = t:
     if t.content != null then
       t.content
     else if t.file != null then
@@ -73,112 +49,67 @@ let
       "";
 
   templateEntry = t: {
-    inherit (t)
-      name
-      path
-      mode
-      owner
-      group
-      restartUnits
-      reloadUnits
-      ;
+    inherit (t) name path mode owner group restartUnits reloadUnits;
     content = templateContent t;
   };
 in
 {
-  inherit
-    placeholderFor
-    fileString
-    goodName
-    goodPath
-    placeholdersIn
-    ;
+  inherit placeholderFor fileString goodName goodPath placeholdersIn;
 
   # settings: mountPoint symlinkPath keepGenerations useTmpfs identityPaths
   # userMode restartListPath reloadListPath; secrets and templates: lists of
   # evaluated submodule values.
-  build =
-    {
-      settings,
-      secrets,
-      templates ? [ ],
-    }:
-    {
-      version = 1;
-      inherit (settings)
-        mountPoint
-        symlinkPath
-        keepGenerations
-        useTmpfs
-        userMode
-        restartListPath
-        reloadListPath
-        ;
-      # Never copy a private key into the store: identities stay strings.
-      identityPaths = map toString settings.identityPaths;
-      secrets = map secretEntry secrets;
-      templates = map templateEntry templates;
-      placeholders = listToAttrs (map (s: nameValuePair s.name (placeholderFor s.name)) secrets);
-    };
+  build = { settings, secrets, templates ? [ ] }: {
+    version = 1;
+    inherit (settings) mountPoint symlinkPath keepGenerations useTmpfs userMode restartListPath reloadListPath;
+    # Never copy a private key into the store: identities stay strings.
+    identityPaths = map toString settings.identityPaths;
+    secrets = map secretEntry secrets;
+    templates = map templateEntry templates;
+    placeholders = listToAttrs (map (s: nameValuePair s.name (placeholderFor s.name)) secrets);
+  };
 
   # Messages for entries whose name or path is unsafe. `kind` is the option
   # set ("nixseal.secrets"), `entries` evaluated submodule values.
-  hostileProblems =
-    {
-      kind,
-      entries,
-      allowRuntimeDir ? false,
-    }:
-    concatMap (
-      e:
-      if goodName e.name && goodPath allowRuntimeDir e.path then
-        [ ]
-      else
-        lib.optional (!goodName e.name) "${kind}.\"${e.name}\".name: \"${e.name}\" is not a safe secret name: use relative paths of [A-Za-z0-9._-] segments joined by \"/\", without \".\" or \"..\" segments"
-        ++ lib.optional (!goodPath allowRuntimeDir e.path) "${kind}.\"${e.name}\".path: \"${e.path}\" is not a safe path: use an absolute path${lib.optionalString allowRuntimeDir " (or one starting with %r/)"} without empty, \".\" or \"..\" segments, newlines or a trailing \"/\""
-    ) entries;
+  hostileProblems = { kind, entries, allowRuntimeDir ? false }:
+    concatMap
+      (e:
+        if goodName e.name && goodPath allowRuntimeDir e.path then
+          [ ]
+        else
+          lib.optional (!goodName e.name) "${kind}.\"${e.name}\".name: \"${e.name}\" is not a safe secret name: use relative paths of [A-Za-z0-9._-] segments joined by \"/\", without \".\" or \"..\" segments"
+          ++ lib.optional (!goodPath allowRuntimeDir e.path) "${kind}.\"${e.name}\".path: \"${e.path}\" is not a safe path: use an absolute path${lib.optionalString allowRuntimeDir " (or one starting with %r/)"} without empty, \".\" or \"..\" segments, newlines or a trailing \"/\"")
+      entries;
 
   # Messages naming every path claimed by more than one secret or template
   # (evaluated submodule values; templates are told apart by `content`).
-  duplicatePathProblems =
-    entries:
+  duplicatePathProblems = entries:
     let
       dups = filterAttrs (_: es: length es > 1) (groupBy (e: e.path) entries);
       option = e: "nixseal.${if e ? content then "templates" else "secrets"}.\"${e.name}\".path";
     in
-    map (
-      path:
-      "nixseal: path \"${path}\" is used by ${lib.concatMapStringsSep " and " option dups.${path}}: give each its own path"
-    ) (attrNames dups);
+    map
+      (path: "nixseal: path \"${path}\" is used by ${lib.concatMapStringsSep " and " option dups.${path}}: give each its own path")
+      (attrNames dups);
 
   # Messages naming entries of one manifest that share a name (a secret's
   # `name` may differ from its attribute name). kind: "secrets" or "templates".
-  duplicateNameProblems =
-    kind: entries:
+  duplicateNameProblems = kind: entries:
     let
       dups = filterAttrs (_: es: length es > 1) (groupBy (e: e.name) entries);
     in
-    map (
-      name:
-      "nixseal.${kind}: ${toString (length dups.${name})} entries are named \"${name}\": give each its own nixseal.${kind}.<name>.name"
-    ) (attrNames dups);
+    map
+      (name: "nixseal.${kind}: ${toString (length dups.${name})} entries are named \"${name}\": give each its own nixseal.${kind}.<name>.name")
+      (attrNames dups);
 
   # Messages for templates whose placeholders name secrets not in `known`
   # (an attrset of secret names).
-  templateProblems =
-    {
-      kind,
-      templates,
-      known,
-    }:
-    concatMap (
-      t:
-      map (
-        name:
-        "${kind}.\"${t.name}\": placeholder for \"${name}\" names no secret of this manifest: declare nixseal.secrets.\"${name}\" (not neededForUsers) or remove the placeholder"
-      ) (filter (name: !(known ? ${name})) (placeholdersIn (templateContent t)))
-      ++ lib.optional (
-        (t.content == null) == (t.file == null)
-      ) "${kind}.\"${t.name}\": set exactly one of content and file"
-    ) templates;
+  templateProblems = { kind, templates, known }:
+    concatMap
+      (t:
+        map
+          (name: "${kind}.\"${t.name}\": placeholder for \"${name}\" names no secret of this manifest: declare nixseal.secrets.\"${name}\" (not neededForUsers) or remove the placeholder")
+          (filter (name: !(known ? ${name})) (placeholdersIn (templateContent t)))
+        ++ lib.optional ((t.content == null) == (t.file == null)) "${kind}.\"${t.name}\": set exactly one of content and file")
+      templates;
 }

@@ -31,15 +31,7 @@ rec {
 
   # fileDefault: path or null (no default). pathPrefix: directory text for
   # the default path, pathPrefixText the same as users should read it.
-  secretOptions =
-    {
-      name,
-      config,
-      fileDefault,
-      fileDefaultText,
-      pathPrefix,
-      pathPrefixText,
-    }:
+  secretOptions = { name, config, fileDefault, fileDefaultText, pathPrefix, pathPrefixText }:
     {
       name = mkOption {
         type = types.str;
@@ -59,8 +51,7 @@ rec {
           encrypted, so that is safe); a string is used as given, for files
           already on the target machine.
         '';
-      }
-      // lib.optionalAttrs (fileDefault != null) { default = fileDefault; };
+      } // lib.optionalAttrs (fileDefault != null) { default = fileDefault; };
       path = mkOption {
         type = types.str;
         default = "${pathPrefix}/${config.name}";
@@ -75,16 +66,9 @@ rec {
         default = "0400";
         description = "Permissions of the decrypted file, in octal.";
       };
-    }
-    // unitOptions "secret";
+    } // unitOptions "secret";
 
-  templateOptions =
-    {
-      name,
-      config,
-      pathPrefix,
-      pathPrefixText,
-    }:
+  templateOptions = { name, config, pathPrefix, pathPrefixText }:
     {
       name = mkOption {
         type = types.str;
@@ -124,14 +108,9 @@ rec {
         default = "0400";
         description = "Permissions of the rendered file, in octal.";
       };
-    }
-    // unitOptions "template";
+    } // unitOptions "template";
 
-  commonSettings =
-    {
-      mountPointDefault,
-      symlinkPathDefault,
-    }:
+  commonSettings = { mountPointDefault, symlinkPathDefault }:
     {
       mountPoint = mkOption {
         type = types.str;

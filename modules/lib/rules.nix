@@ -10,31 +10,27 @@ let
   read = rulesPath: builtins.fromTOML (builtins.readFile rulesPath);
 
   # "@web" stands for the hosts of [groups] web.
-  expandHosts =
-    rules: secretName: entries:
-    concatMap (
-      entry:
-      if hasPrefix "@" entry then
-        let
-          group = removePrefix "@" entry;
-        in
-        rules.groups.${group}
-          or (throw "nixseal: rules file: [secrets.\"${secretName}\"] hosts names unknown group \"@${group}\" (no [groups] ${group})")
-      else
-        [ entry ]
-    ) entries;
+  expandHosts = rules: secretName: entries:
+    concatMap
+      (entry:
+        if hasPrefix "@" entry then
+          let
+            group = removePrefix "@" entry;
+          in
+          rules.groups.${group} or (throw "nixseal: rules file: [secrets.\"${secretName}\"] hosts names unknown group \"@${group}\" (no [groups] ${group})")
+        else
+          [ entry ])
+      entries;
 
   # One pass over all secrets: the names whose recipients include `who`.
-  namesFor =
-    recipients: rules: who:
+  namesFor = recipients: rules: who:
     attrNames (filterAttrs (name: s: elem who (recipients name s)) (rules.secrets or { }));
 in
 {
   inherit read;
 
   # Everything a NixOS host needs to know from the rules.
-  forHost =
-    rules: host:
+  forHost = rules: host:
     let
       names = namesFor (name: s: expandHosts rules name (s.hosts or [ ])) rules host;
       key = rules.hosts.${host}.key or null;
@@ -48,8 +44,7 @@ in
     };
 
   # Everything a home-manager user needs to know from the rules.
-  forUser =
-    rules: user:
+  forUser = rules: user:
     let
       names = namesFor (_: s: s.users or [ ]) rules user;
     in

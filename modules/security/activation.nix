@@ -1,6 +1,7 @@
 # When `nixseal install` runs. Default: systemd units early in boot and on
-# every switch (sysinit-reactivation.target), the only way under userborn,
-# systemd-sysusers and nixos-init. Fallback: activation script snippets.
+# a switch that changes the manifest (ordered by sysinit-reactivation.target),
+# the only way under userborn, systemd-sysusers and nixos-init. Fallback:
+# activation script snippets.
 { config, lib, ... }:
 let
   inherit (lib) mkIf mkMerge optionals;
@@ -16,6 +17,14 @@ let
     optionals config.services.userborn.enable [ "userborn.service" ]
     ++ optionals config.systemd.sysusers.enable [ "systemd-sysusers.service" ];
   usersByUnit = userUnits != [ ];
+
+  # The `nixsealForUsers` snippet must run before `users`, which runs
+  # before `etc`: at first boot, files that environment.etc places do not
+  # exist yet when it runs.
+  identities = map toString cfg.identityPaths;
+  etcTargets = map (e: "/etc/${e.target}") (lib.filter (e: e.enable) (lib.attrValues config.environment.etc));
+  firstBootKeys = lib.filter (p: !(lib.elem p etcTargets)) identities;
+  forUsersNames = map (s: s.name) cfg.manifestForUsers.secrets;
 
   exe = "${cfg.package}/bin/nixseal";
   command = manifest: "${exe} install --manifest ${manifest}";
@@ -33,7 +42,9 @@ let
     restartTriggers = [ manifest ];
     unitConfig = {
       DefaultDependencies = false;
-      RequiresMountsFor = map toString cfg.identityPaths;
+      # Keys on a file system mounted in stage 2 (a persistent volume)
+      # are there before the helper reads them.
+      RequiresMountsFor = identities;
     };
     serviceConfig = {
       Type = "oneshot";
@@ -47,15 +58,13 @@ in
     (mkIf (!scriptMode && mainNeeded) {
       systemd.services.nixseal-install = unit config.system.build.nixsealManifest // {
         description = "Install nixseal secrets";
-        # Rerun on every switch: switch-to-configuration restarts
-        # sysinit-reactivation.target. Before sysinit.target so that no
-        # ordinary service starts without its secrets.
+        # A switch to a new manifest restarts the unit (restartTriggers);
+        # sysinit-reactivation.target orders that restart before the
+        # restarts of ordinary services, as sysinit.target does at boot,
+        # so that no service starts without its secrets.
         wantedBy = [ "sysinit.target" ];
         requiredBy = [ "sysinit-reactivation.target" ];
-        before = [
-          "sysinit.target"
-          "sysinit-reactivation.target"
-        ];
+        before = [ "sysinit.target" "sysinit-reactivation.target" ];
         after = [ "local-fs.target" ] ++ userUnits;
       };
     })
@@ -65,22 +74,16 @@ in
         description = "Install nixseal secrets needed to create users";
         wantedBy = [ "sysinit.target" ] ++ userUnits;
         requiredBy = [ "sysinit-reactivation.target" ];
-        before = [
-          "sysinit.target"
-          "sysinit-reactivation.target"
-        ]
-        ++ userUnits;
+        before = [ "sysinit.target" "sysinit-reactivation.target" ] ++ userUnits;
         after = [ "local-fs.target" ];
       };
     })
 
     (mkIf (scriptMode && mainNeeded) {
       system.activationScripts.nixseal = {
-        deps = [
-          "specialfs"
-          "users"
-          "groups"
-        ];
+        # After etc too: a key that environment.etc places is then there
+        # at first boot.
+        deps = [ "specialfs" "users" "groups" "etc" ];
         supportsDryActivation = true;
         text = snippet config.system.build.nixsealManifest;
       };
@@ -95,6 +98,16 @@ in
         text = snippet config.system.build.nixsealManifestForUsers;
       };
       system.activationScripts.users.deps = [ "nixsealForUsers" ];
+
+      warnings = lib.optional (identities != [ ] && firstBootKeys == [ ]) (
+        "nixseal: the neededForUsers secrets (${lib.concatStringsSep ", " forUsersNames}) are installed "
+        + "before /etc is populated (users are created by the activation script, which must find their "
+        + "passwords), but every path in nixseal.identityPaths (${lib.concatStringsSep ", " identities}) "
+        + "is placed by environment.etc: on the machine's first boot no key is there and those users get "
+        + "no password. Add to nixseal.identityPaths a key kept outside environment.etc (installed with "
+        + "the machine or on persistent storage), or set services.userborn.enable or "
+        + "systemd.sysusers.enable so that a unit installs them after /etc exists."
+      );
     })
   ];
 }

@@ -1,26 +1,8 @@
 # nixseal: age-encrypted secrets, declared here, installed at activation by
 # `nixseal install` (see ./activation.nix for when it runs).
-{
-  config,
-  lib,
-  pkgs,
-  ...
-}:
+{ config, lib, pkgs, ... }:
 let
-  inherit (lib)
-    mkOption
-    mkIf
-    types
-    literalExpression
-    literalMD
-    attrValues
-    listToAttrs
-    nameValuePair
-    partition
-    concatMap
-    optional
-    optionals
-    ;
+  inherit (lib) mkOption mkIf types literalExpression literalMD attrValues listToAttrs nameValuePair partition concatMap optional optionals;
 
   cfg = config.nixseal;
   manifestLib = import ../lib/manifest.nix { inherit lib; };
@@ -33,66 +15,58 @@ let
 
   forUsersDir = "/run/secrets-for-users";
 
-  secretType = optionsLib.entryType (
-    { name, config, ... }:
-    {
-      options =
-        optionsLib.secretOptions {
-          inherit name config;
-          fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
-          fileDefaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
-          pathPrefix = if config.neededForUsers then forUsersDir else cfg.symlinkPath;
-          pathPrefixText = "\${if neededForUsers then \"${forUsersDir}\" else config.nixseal.symlinkPath}";
-        }
-        // {
-          owner = mkOption {
-            type = types.str;
-            default = "root";
-            description = "Owner of the decrypted file: a user name from `users.users`, or a decimal uid.";
-          };
-          group = mkOption {
-            type = types.str;
-            default = usersByName.${config.owner}.group or "root";
-            defaultText = literalMD "the owner's primary group (`users.users.<owner>.group`), or `root` when the owner is a uid";
-            description = "Group of the decrypted file: a group name from `users.groups`, or a decimal gid.";
-          };
-          neededForUsers = mkOption {
-            type = types.bool;
-            default = false;
-            description = ''
-              Install this secret before users are created, under
-              `${forUsersDir}`, so that `users.users.<name>.hashedPasswordFile`
-              can point at it. Such secrets must be owned by root.
-            '';
-          };
-        };
-    }
-  );
+  secretType = optionsLib.entryType ({ name, config, ... }: {
+    options = optionsLib.secretOptions
+      {
+        inherit name config;
+        fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
+        fileDefaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
+        pathPrefix = if config.neededForUsers then forUsersDir else cfg.symlinkPath;
+        pathPrefixText = "\${if neededForUsers then \"${forUsersDir}\" else config.nixseal.symlinkPath}";
+      } // {
+      owner = mkOption {
+        type = types.str;
+        default = "root";
+        description = "Owner of the decrypted file: a user name from `users.users`, or a decimal uid.";
+      };
+      group = mkOption {
+        type = types.str;
+        default = usersByName.${config.owner}.group or "root";
+        defaultText = literalMD "the owner's primary group (`users.users.<owner>.group`), or `root` when the owner is a uid";
+        description = "Group of the decrypted file: a group name from `users.groups`, or a decimal gid.";
+      };
+      neededForUsers = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Install this secret before users are created, under
+          `${forUsersDir}`, so that `users.users.<name>.hashedPasswordFile`
+          can point at it. Such secrets must be owned by root.
+        '';
+      };
+    };
+  });
 
-  templateType = optionsLib.entryType (
-    { name, config, ... }:
-    {
-      options =
-        optionsLib.templateOptions {
-          inherit name config;
-          pathPrefix = "${cfg.symlinkPath}/rendered";
-          pathPrefixText = "\${config.nixseal.symlinkPath}/rendered";
-        }
-        // {
-          owner = mkOption {
-            type = types.str;
-            default = "root";
-            description = "Owner of the rendered file: a user name from `users.users`, or a decimal uid.";
-          };
-          group = mkOption {
-            type = types.str;
-            default = usersByName.${config.owner}.group or "root";
-            defaultText = literalMD "the owner's primary group (`users.users.<owner>.group`), or `root` when the owner is a uid";
-            description = "Group of the rendered file: a group name from `users.groups`, or a decimal gid.";
-          };
-        };
-    }
-  );
+  templateType = optionsLib.entryType ({ name, config, ... }: {
+    options = optionsLib.templateOptions
+      {
+        inherit name config;
+        pathPrefix = "${cfg.symlinkPath}/rendered";
+        pathPrefixText = "\${config.nixseal.symlinkPath}/rendered";
+      } // {
+      owner = mkOption {
+        type = types.str;
+        default = "root";
+        description = "Owner of the rendered file: a user name from `users.users`, or a decimal uid.";
+      };
+      group = mkOption {
+        type = types.str;
+        default = usersByName.${config.owner}.group or "root";
+        defaultText = literalMD "the owner's primary group (`users.users.<owner>.group`), or `root` when the owner is a uid";
+        description = "Group of the rendered file: a group name from `users.groups`, or a decimal gid.";
+      };
+    };
+  });
 
   # Looked up by login name (users.users.<attr>.name), built once.
   usersByName = listToAttrs (map (u: nameValuePair u.name u) (attrValues config.users.users));
@@ -109,13 +83,7 @@ let
   reloadList = if scriptMode then "/run/nixos/activation-reload-list" else null;
 
   settings = {
-    inherit (cfg)
-      mountPoint
-      symlinkPath
-      keepGenerations
-      useTmpfs
-      identityPaths
-      ;
+    inherit (cfg) mountPoint symlinkPath keepGenerations useTmpfs identityPaths;
     userMode = false;
     restartListPath = restartList;
     reloadListPath = reloadList;
@@ -136,14 +104,11 @@ let
     secrets = map (s: s // { owner = "0"; group = "0"; }) userSecrets;
   };
 
-  hostKeyArgs = lib.optionalString (
-    rules != null && forHost.sshKey != null
-  ) " --host-key ${lib.escapeShellArg forHost.sshKey}";
+  hostKeyArgs = lib.optionalString (rules != null && forHost.sshKey != null) " --host-key ${lib.escapeShellArg forHost.sshKey}";
 
   # The build fails when the manifest is malformed or a file is unreadable
   # or not encrypted to this host's ssh key.
-  manifestFile =
-    name: data:
+  manifestFile = name: data:
     if cfg.checkManifest then
       pkgs.runCommand name
         {
@@ -167,72 +132,45 @@ let
 
   knownOwner = e: usersByName ? ${e.owner} || isId e.owner;
   knownGroup = e: groupsByName ? ${e.group} || isId e.group;
-  ownershipProblems =
-    kind: entries:
-    concatMap (
-      e:
-      if knownOwner e && knownGroup e then
-        [ ]
-      else
-        optional (!knownOwner e) "${kind}.\"${e.name}\".owner: user \"${e.owner}\" is not in users.users: declare it there, or set a user that exists (or a decimal uid)"
-        ++ optional (!knownGroup e) "${kind}.\"${e.name}\".group: group \"${e.group}\" is not in users.groups: declare it there, or set a group that exists (or a decimal gid)"
-    ) entries;
+  ownershipProblems = kind: entries:
+    concatMap
+      (e:
+        if knownOwner e && knownGroup e then
+          [ ]
+        else
+          optional (!knownOwner e) "${kind}.\"${e.name}\".owner: user \"${e.owner}\" is not in users.users: declare it there, or set a user that exists (or a decimal uid)"
+          ++ optional (!knownGroup e) "${kind}.\"${e.name}\".group: group \"${e.group}\" is not in users.groups: declare it there, or set a group that exists (or a decimal gid)")
+      entries;
 
-  forUsersProblems = concatMap (
-    s:
-    optional (
-      !(
-        builtins.elem s.owner [
-          "root"
-          "0"
-        ]
-        && builtins.elem s.group [
-          "root"
-          "0"
-        ]
-      )
-    ) "nixseal.secrets.\"${s.name}\".neededForUsers: secrets installed before users exist must be owned by root:root; set owner and group to \"root\" or neededForUsers = false"
-  ) userSecrets;
+  isRoot = id: builtins.elem id [ "root" "0" ];
+  forUsersProblems = concatMap
+    (s: optional (!(isRoot s.owner && isRoot s.group)) "nixseal.secrets.\"${s.name}\".neededForUsers: secrets installed before users exist must be owned by root:root; set owner and group to \"root\" or neededForUsers = false")
+    userSecrets;
 
   rulesFile = toString cfg.rules;
   ruleProblems = optionals (rules != null) (
     let
       fromRules = builtins.filter (s: s.file == rulesDir + "/${s.name}.age") (attrValues cfg.secrets);
-    in
-    optional (
-      fromRules != [ ] && !forHost.known
-    ) "nixseal.hostName: host \"${cfg.hostName}\" is not in [hosts] of the rules file ${rulesFile}: add it (nixseal host add ${cfg.hostName}) or set nixseal.hostName to the host's name there"
-    ++ concatMap (
-      s:
-      optional (!(forHost.given ? ${s.name})) (
+      notGiven = s:
         if forHost.inRules s.name then
           "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to host \"${cfg.hostName}\": add \"${cfg.hostName}\" to hosts of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\""
         else
-          "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} has no [secrets.\"${s.name}\"] for host \"${cfg.hostName}\": add it with hosts = [\"${cfg.hostName}\"] and create the file (nixseal edit ${s.name}), or remove nixseal.secrets.\"${s.name}\""
-      )
-    ) fromRules
+          "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} has no [secrets.\"${s.name}\"] for host \"${cfg.hostName}\": add it with hosts = [\"${cfg.hostName}\"] and create the file (nixseal edit ${s.name}), or remove nixseal.secrets.\"${s.name}\"";
+    in
+    optional (fromRules != [ ] && !forHost.known) "nixseal.hostName: host \"${cfg.hostName}\" is not in [hosts] of the rules file ${rulesFile}: add it (nixseal host add ${cfg.hostName}) or set nixseal.hostName to the host's name there"
+    ++ concatMap (s: optional (!(forHost.given ? ${s.name})) (notGiven s)) fromRules
   );
 
   problems =
-    manifestLib.hostileProblems {
-      kind = "nixseal.secrets";
-      entries = attrValues cfg.secrets;
-    }
-    ++ manifestLib.hostileProblems {
-      kind = "nixseal.templates";
-      entries = templates;
-    }
+    manifestLib.hostileProblems { kind = "nixseal.secrets"; entries = attrValues cfg.secrets; }
+    ++ manifestLib.hostileProblems { kind = "nixseal.templates"; entries = templates; }
     ++ manifestLib.duplicatePathProblems (attrValues cfg.secrets ++ templates)
     ++ manifestLib.duplicateNameProblems "secrets" (attrValues cfg.secrets)
     ++ manifestLib.duplicateNameProblems "templates" templates
     ++ ownershipProblems "nixseal.secrets" mainSecrets
     ++ ownershipProblems "nixseal.templates" templates
     ++ forUsersProblems
-    ++ manifestLib.templateProblems {
-      kind = "nixseal.templates";
-      inherit templates;
-      known = manifest.placeholders;
-    }
+    ++ manifestLib.templateProblems { kind = "nixseal.templates"; inherit templates; known = manifest.placeholders; }
     ++ ruleProblems;
 
   anySecrets = cfg.secrets != { } || cfg.templates != { };
@@ -252,7 +190,13 @@ in
           };
         }
       '';
-      description = "Secrets to decrypt on this machine, by name.";
+      description = ''
+        Secrets to decrypt on this machine, by name. Each entry is an
+        attribute set of the options below; they merge across modules
+        (with `mkIf`, `mkMerge`, `mkDefault`, `mkForce`) as a submodule's
+        do, but an entry cannot be a function (`{ name, config, ... }:
+        { ... }`) or a module file: the build says so.
+      '';
     };
 
     templates = mkOption {
@@ -261,7 +205,8 @@ in
       description = ''
         Files rendered at activation from text holding placeholders of
         secrets (`config.nixseal.placeholder.<name>`), for configuration
-        files that mix secret and public settings.
+        files that mix secret and public settings. Entries are attribute
+        sets, as in `nixseal.secrets` (no functions).
       '';
     };
 
@@ -323,6 +268,18 @@ in
         Private keys tried, in order, to decrypt secrets: OpenSSH ed25519 or
         rsa keys, or age identity files. They are read on the machine at
         activation, never copied into the store.
+
+        A key must exist when secrets are installed, early in boot: sshd
+        creates missing host keys only when it first starts, later, so a
+        new machine needs its key in place before its first boot. The
+        install units wait for the file systems holding these paths
+        (`RequiresMountsFor`), so keys on a separately mounted persistent
+        file system work. One limitation: where the activation script
+        creates users (neither `services.userborn` nor
+        `systemd.sysusers`), `neededForUsers` secrets are installed
+        before /etc is populated, so at first boot a key placed by
+        `environment.etc` is not there yet (the build warns when no other
+        key is listed).
       '';
     };
 
@@ -337,24 +294,22 @@ in
 
     package = mkOption {
       type = types.package;
-      default =
-        pkgs.nixseal
-          or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's nixosModules.nixseal (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
+      default = pkgs.nixseal or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's nixosModules.nixseal (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
       defaultText = literalExpression "pkgs.nixseal";
       description = "The nixseal package whose helper installs the secrets.";
     };
 
     activation = mkOption {
-      type = types.enum [
-        "systemd"
-        "script"
-      ];
+      type = types.enum [ "systemd" "script" ];
       default = "systemd";
       description = ''
         How secrets are installed: `systemd` runs `nixseal-install.service`
-        early in boot and on every switch; `script` uses activation scripts
-        (on their way out of NixOS; not possible with userborn,
-        systemd-sysusers or nixos-init).
+        early in boot (before `sysinit.target`) and again on a switch that
+        changes the manifest; `script` uses activation scripts (on their
+        way out of NixOS; not possible with userborn, systemd-sysusers,
+        nixos-init or an /etc overlay). Where the activation script
+        creates users, `neededForUsers` secrets are installed by the
+        `nixsealForUsers` activation snippet, before `users`, in both modes.
       '';
     };
 
@@ -385,8 +340,7 @@ in
       defaultText = literalMD "built from the `neededForUsers` secrets";
       description = "The manifest of the `neededForUsers` secrets (file: `system.build.nixsealManifestForUsers`).";
     };
-  }
-  // optionsLib.commonSettings {
+  } // optionsLib.commonSettings {
     mountPointDefault = "/run/secrets.d";
     symlinkPathDefault = "/run/secrets";
   };
@@ -398,29 +352,24 @@ in
     (mkIf anySecrets {
       warnings = lib.optional (scriptMode && noScriptsReason == "") "nixseal.activation = \"script\": activation scripts are on their way out of NixOS; nixseal.activation = \"systemd\" (the default) installs secrets from a unit instead";
 
-      assertions =
-        map (message: {
-          assertion = false;
-          inherit message;
-        }) problems
-        ++ [
-          {
-            assertion = cfg.identityPaths != [ ];
-            message = "nixseal.identityPaths is empty: enable services.openssh (its host keys are the default) or list key files in nixseal.identityPaths";
-          }
-          {
-            assertion = !(scriptMode && noScriptsReason != "");
-            message = "nixseal.activation = \"script\" cannot work with ${noScriptsReason} (no activation scripts for users): set nixseal.activation = \"systemd\"";
-          }
-          {
-            assertion = !(userSecrets != [ ] && !userUnitsOn && config.system.nixos-init.enable);
-            message = "nixseal.secrets.<name>.neededForUsers needs services.userborn.enable or systemd.sysusers.enable with system.nixos-init.enable";
-          }
-          {
-            assertion = cfg.mountPoint != cfg.symlinkPath && lib.hasPrefix "/" cfg.mountPoint && lib.hasPrefix "/" cfg.symlinkPath;
-            message = "nixseal.mountPoint and nixseal.symlinkPath must be two different absolute paths";
-          }
-        ];
+      assertions = map (message: { assertion = false; inherit message; }) problems ++ [
+        {
+          assertion = cfg.identityPaths != [ ];
+          message = "nixseal.identityPaths is empty: enable services.openssh (its host keys are the default) or list key files in nixseal.identityPaths";
+        }
+        {
+          assertion = !(scriptMode && noScriptsReason != "");
+          message = "nixseal.activation = \"script\" cannot work with ${noScriptsReason} (no activation scripts for users): set nixseal.activation = \"systemd\"";
+        }
+        {
+          assertion = !(userSecrets != [ ] && !userUnitsOn && config.system.nixos-init.enable);
+          message = "nixseal.secrets.<name>.neededForUsers (set for ${lib.concatMapStringsSep ", " (s: "\"${s.name}\"") userSecrets}) needs services.userborn.enable or systemd.sysusers.enable with system.nixos-init.enable (which runs no activation scripts): enable one of them, or set neededForUsers = false";
+        }
+        {
+          assertion = cfg.mountPoint != cfg.symlinkPath && lib.hasPrefix "/" cfg.mountPoint && lib.hasPrefix "/" cfg.symlinkPath;
+          message = "nixseal.mountPoint and nixseal.symlinkPath must be two different absolute paths";
+        }
+      ];
     })
     {
       # Always defined (empty manifests included) so that tools may read

@@ -4,12 +4,7 @@
 # systemd.nix, services/networking/ssh/sshd.nix, ...), so that evaluating
 # the module against them fails where evaluating it on NixOS would. Only
 # what the module touches is here; it is not NixOS.
-{
-  config,
-  lib,
-  pkgs,
-  ...
-}:
+{ config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption types mkDefault mkIf;
 
@@ -150,8 +145,7 @@ let
   # The activation script as nixpkgs assembles it: snippets in dependency
   # order; in the dry variant, snippets without supportsDryActivation are
   # left out.
-  activationScript =
-    dry: set:
+  activationScript = dry: set:
     let
       normal = lib.mapAttrs (
         name: v:
@@ -177,8 +171,7 @@ let
     in
     lib.concatStrings (lib.textClosureList normal (lib.attrNames normal));
 
-  userModule =
-    { name, config, ... }:
+  userModule = { name, config, ... }:
     {
       options = {
         name = mkOption {
@@ -228,8 +221,7 @@ let
       };
     };
 
-  groupModule =
-    { name, ... }:
+  groupModule = { name, ... }:
     {
       options = {
         name = mkOption {
@@ -327,6 +319,48 @@ in
           path = "/etc/ssh/ssh_host_ed25519_key";
         }
       ];
+    };
+
+    # nixos/modules/system/etc/etc.nix
+    environment.etc = mkOption {
+      type = types.attrsOf (
+        types.submodule (
+          { name, config, ... }:
+          {
+            options = {
+              enable = mkOption {
+                type = types.bool;
+                default = true;
+              };
+              target = mkOption {
+                type = types.str;
+                default = name;
+              };
+              text = mkOption {
+                type = types.nullOr types.lines;
+                default = null;
+              };
+              source = mkOption { type = types.path; };
+              mode = mkOption {
+                type = types.str;
+                default = "symlink";
+              };
+              user = mkOption {
+                type = types.str;
+                default = "+0";
+              };
+              group = mkOption {
+                type = types.str;
+                default = "+0";
+              };
+            };
+            config.source = mkIf (config.text != null) (
+              mkDefault (pkgs.writeText "etc-${baseNameOf name}" config.text)
+            );
+          }
+        )
+      );
+      default = { };
     };
 
     environment.systemPackages = mkOption {

@@ -5,8 +5,7 @@
 # that harness (stubbed NixOS options); `legacyPackages` are fake packages
 # whose derivations are never built.
 {
-  outputs =
-    { self }:
+  outputs = { self }:
     let
       realLib = import ./lib;
       harness = import ./eval/lib.nix { lib = realLib; };

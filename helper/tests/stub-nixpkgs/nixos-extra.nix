@@ -25,10 +25,6 @@ in
       default = null;
     };
     nixpkgs.hostPlatform = loose;
-    environment.etc = mkOption {
-      type = types.attrsOf types.anything;
-      default = { };
-    };
     specialisation = mkOption {
       type = types.attrsOf (
         types.submodule {

@@ -1,11 +1,7 @@
 # lib.nixosSystem of the stand-in nixpkgs: the harness's evaluation, plus
 # the options of a whole machine that nixseal's stubs leave out.
 { harness, nixosExtra }:
-{
-  modules ? [ ],
-  specialArgs ? { },
-  ...
-}:
+{ modules ? [ ], specialArgs ? { }, ... }:
 let
   evaluated = harness.evalHost {
     modules = [ nixosExtra ] ++ modules;

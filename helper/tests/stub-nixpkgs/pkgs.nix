@@ -3,19 +3,13 @@
 # arguments (as attributes of the result) instead of building anything;
 # testers.runNixOSTest also evaluates every node, and every specialisation
 # of it, with the harness, so that tests can look at their manifests.
-{
-  lib,
-  harness,
-  system,
-  nixosExtra,
-}:
+{ lib, harness, system, nixosExtra }:
 let
   base = harness.fakePkgs { inherit system; };
   fake = base.runCommand;
   package = name: fake name { meta.mainProgram = name; } "fake";
 
-  evalNode =
-    modules:
+  evalNode = modules:
     let
       r = harness.evalHost {
         modules = [ nixosExtra ] ++ modules;
@@ -77,11 +71,11 @@ let
     autoPatchelfHook = package "auto-patchelf-hook";
     age = package "age";
     openssh = package "openssh";
+    git = package "git";
     ruff = package "ruff";
     jq = package "jq";
     nixpkgs-fmt = package "nixpkgs-fmt";
-    mkShell =
-      attrs:
+    mkShell = attrs:
       fake "nix-shell" {
         # A Python environment is listed with the packages in it.
         passthru.packageNames = map (
@@ -89,16 +83,14 @@ let
         ) attrs.packages;
       } "fake";
     testers = {
-      runNixOSTest =
-        test:
+      runNixOSTest = test:
         fake "vm-test-run-${test.name}" {
           passthru = {
             inherit (test) testScript;
             nodes = lib.mapAttrs (_: node: evalNode [ node ]) test.nodes;
           };
         } "fake";
-      testBuildFailure =
-        drv:
+      testBuildFailure = drv:
         fake "${drv.name}-build-failure" {
           passthru.failing = drv;
         } "fake";
