@@ -52,14 +52,6 @@ python3Packages.buildPythonApplication {
     "tests/test_flake.py"
     "tests/test_twins.py"
   ];
-  # Known to fail in the build sandbox only (not root; the scratch
-  # directory is not below the working directory), pending a fix in the
-  # helper's tests: a dry run's "not running as root" warning lacks the
-  # dry_run field, and rules errors name the file as "../<tmp>/...".
-  disabledTests = [
-    "test_dry_run_reports_and_touches_nothing"
-    "test_pathological_rules_are_one_rules_error"
-  ];
   pythonImportsCheck = [
     "nixseal"
     "nixseal.cli"

@@ -110,7 +110,7 @@
               machine.wait_for_unit(unit, USER)
           for unit in step.get("restarted", []):
               machine.wait_until_succeeds(
-                  systemctl(f"show -P InvocationID {unit}") + f" | grep -vx {before[unit]}"
+                  systemctl(f"show -P InvocationID {unit}") + f" | grep -vx -e {q(before[unit])}"
               )
               machine.wait_for_unit(unit, USER)
           for unit in step.get("notRestarted", []):

@@ -100,6 +100,9 @@ class Activation:
 
     def run(self) -> Outcome:
         lock_fd = None if self.dry_run else gen.lock(self.mount_point)
+        if self.dry_run:
+            # Before _prepare: its warnings must say they come from a dry run.
+            self.log = self.log.bind(dry_run=True)
         try:
             out = self._prepare()
             log = self.log.bind(generation=out.generation)

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             activation.rooted(manifest.reload_list_path) if manifest.reload_list_path else None,
             root is None,
             log,
+            user=manifest.user_mode,
         )
         if handed_over:
             activation.clear_pending(out)

@@ -46,15 +46,18 @@ def append_list(path: Path, units: Iterable[str]) -> None:
         os.close(fd)
 
 
-def systemctl(action: str, units: tuple[str, ...], log: Any) -> bool:
-    """systemctl --no-block <action> units; False (logged) when it fails."""
+def systemctl(action: str, units: tuple[str, ...], log: Any, user: bool = False) -> bool:
+    """systemctl [--user] --no-block <action> units; False (logged) when it fails."""
     if not units:
         return True
     import subprocess
 
+    # A per-user install (home-manager) names the user's own units, which
+    # only the user's systemd instance knows.
+    scope = ["--user"] if user else []
     try:
         proc = subprocess.run(
-            ["systemctl", "--no-block", action, *units],
+            ["systemctl", *scope, "--no-block", action, *units],
             check=False,
             capture_output=True,
             text=True,
@@ -75,6 +78,8 @@ def apply(
     reload_list: Path | None,
     may_call_systemd: bool,
     log: Any,
+    *,
+    user: bool = False,
 ) -> bool:
     """Hand units over to NixOS or systemd; True when all of them were handed over."""
     ok = True
@@ -88,7 +93,7 @@ def apply(
             append_list(list_path, selected)
             log.info("units queued", action=action, units=list(selected), list=str(list_path))
         elif may_call_systemd and SYSTEMD_RUNNING.is_dir():
-            if systemctl(action, selected, log):
+            if systemctl(action, selected, log, user):
                 log.info("units signalled", action=action, units=list(selected))
             else:
                 ok = False

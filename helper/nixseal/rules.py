@@ -165,13 +165,13 @@ class Rules:
 
 
 def display_path(path: Path) -> str:
-    """A path as the user would type it: relative to the cwd when near it."""
+    """A path as the user would type it: relative to the cwd when below it."""
     try:
         rel = os.path.relpath(path)
     except (OSError, ValueError):
         return str(path)
-    # A few steps up is still what one would type; further, the absolute path.
-    return str(path) if rel.startswith("../../../") else rel
+    # Outside the cwd a relative path ("../../tmp/x") only confuses.
+    return str(path) if rel == ".." or rel.startswith("../") else rel
 
 
 def recipient_id(key: str) -> str:

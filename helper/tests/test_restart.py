@@ -60,3 +60,19 @@ def test_systemctl_is_asked_when_no_list_is_given(
     monkeypatch.setattr(restart, "SYSTEMD_RUNNING", tmp_path / "absent")
     assert restart.apply(Units(("a.service",), ()), None, None, True, log)
     assert not calls.exists()
+
+
+def test_user_mode_asks_the_users_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # home-manager secrets name user units: the system manager doesn't know them.
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin/systemctl"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(restart, "SYSTEMD_RUNNING", tmp_path)
+    assert restart.apply(Units(("a.service",), ("b.service",)), None, None, True, Log(), user=True)
+    assert calls.read_text().splitlines() == [
+        "--user --no-block try-restart a.service",
+        "--user --no-block try-reload-or-restart b.service",
+    ]

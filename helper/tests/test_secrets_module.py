@@ -570,6 +570,12 @@ def test_units_around_userborn_and_sysusers(switch: str, unit: str) -> None:
     assert unit in users["wantedBy"]
     assert "sysinit.target" in users["before"]
     assert users["requiredBy"] == ["sysinit-reactivation.target"]
+    # keys on a separately mounted file system are there before it reads them
+    assert users["unitConfig"]["RequiresMountsFor"] == [
+        "/etc/ssh/ssh_host_ed25519_key",
+        "/etc/ssh/ssh_host_rsa_key",
+    ]
+    assert users["unitConfig"]["DefaultDependencies"] is False
     assert users["serviceConfig"]["ExecStart"].endswith(f"--manifest {r['users_manifest']}")
     assert "nixsealForUsers" not in r["scripts"]
 
