@@ -98,23 +98,36 @@ class Activation:
     def rooted(self, path: str) -> Path:
         return Path(self.root + path) if self.root else Path(path)
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the install lock: around run() and the hand-over of its units.
+
+        The hand-over rewrites the new generation's record (clear_pending),
+        which a run that started meanwhile would be reading or pruning. A
+        dry run changes nothing and takes no lock.
+        """
+        if self.dry_run:
+            yield
+            return
+        fd = gen.lock(self.mount_point)
+        try:
+            yield
+        finally:
+            os.close(fd)
+
     def run(self) -> Outcome:
-        lock_fd = None if self.dry_run else gen.lock(self.mount_point)
+        """Build, switch and prune (call it inside locked())."""
         if self.dry_run:
             # Before _prepare: its warnings must say they come from a dry run.
             self.log = self.log.bind(dry_run=True)
-        try:
-            out = self._prepare()
-            log = self.log.bind(generation=out.generation)
-            if self.dry_run:
-                log = log.bind(dry_run=True)
-            entries = self._build(out, log)
-            if not self.dry_run:
-                self._commit(out, entries, log)
-            return out
-        finally:
-            if lock_fd is not None:
-                os.close(lock_fd)
+        out = self._prepare()
+        log = self.log.bind(generation=out.generation)
+        if self.dry_run:
+            log = log.bind(dry_run=True)
+        entries = self._build(out, log)
+        if not self.dry_run:
+            self._commit(out, entries, log)
+        return out
 
     def _prepare(self) -> Outcome:
         """Mount, find the previous generation, clear what killed runs left."""
@@ -126,10 +139,14 @@ class Activation:
             gen.ensure_mounted(self.mount_point, self.m.use_tmpfs, self.keys_gid or 0)
         elif not self.dry_run:
             gen.make_dirs(self.mount_point, gen.DIR_MODE, self.keys_gid)
+        if not self.dry_run:
+            # Also when it exists: a run killed between mkdir (or mount) and
+            # chown left it root's, and nothing else would ever fix that.
+            gen.ensure_dir_mode(self.mount_point, gen.DIR_MODE, self.keys_gid)
         previous = gen.current(self.symlink)
         if previous is not None:
             self.old_dir = self.mount_point / str(previous)
-            self.record = gen.read_record(self.mount_point, previous)
+            self.record = _valid_record(gen.read_record(self.mount_point, previous))
             self.old_entries = (self.record or {}).get("entries", {})
         if not self.dry_run:
             gen.remove_temporary(self.mount_point)
@@ -187,11 +204,17 @@ class Activation:
     def _commit(self, out: Outcome, entries: dict[str, Any], log: Any) -> None:
         """Record, switch, link custom paths, prune: the new generation goes live."""
         pending = {"restart": list(out.units.restart), "reload": list(out.units.reload)}
-        record = {"version": RECORD_VERSION, "entries": entries, "pending": pending}
+        unlink = self._stale_links(entries)
+        record = {
+            "version": RECORD_VERSION,
+            "entries": entries,
+            "pending": pending,
+            "unlink": unlink,
+        }
         gen.write_record(self.mount_point, out.generation, record)
         gen.make_dirs(self.symlink.parent, 0o755)
         gen.place_symlink(self.symlink, self.mount_point, str(out.generation))
-        self._links(entries, out, log)
+        self._links(entries, unlink, out, log)
         older = [n for n in gen.numbers(self.mount_point) if n < out.generation]
         keep = set(sorted(older, reverse=True)[: self.m.keep_generations])
         for n in older:
@@ -276,7 +299,10 @@ class Activation:
                     assert old_file is not None
                     if self._reuse(entry, old_file, target, (uid, gid)):
                         return "unchanged", source, ""
-                    value = old_file.read_bytes()
+                    try:
+                        value = old_file.read_bytes()
+                    except OSError:  # removed by hand: decrypt it again
+                        value = self._decrypt_alone(entry, got.data)
                 else:
                     secret, result = next(plaintexts)
                     assert secret is entry  # both follow the manifest's order
@@ -349,6 +375,13 @@ class Activation:
                 self._identity_error = str(err)
         return self._identities
 
+    def _decrypt_alone(self, entry: Secret, data: bytes) -> bytes:
+        """Decrypt one file in this process (outside the planned decryptions)."""
+        identities = self._load_identities()
+        if identities is None:
+            raise NixsealError(self._identity_error)
+        return _decrypt(data, identities, entry.file)
+
     def _render(self, entry: Template) -> bytes:
         names = referenced(entry.content, self.m.placeholders)
         missing = [n for n in names if n not in self.values]
@@ -356,25 +389,80 @@ class Activation:
             raise NixsealError(f"secret {missing[0]!r} it uses is not available")
         return render(entry.content, self.values, self.m.placeholders)
 
-    def _links(self, installed: dict[str, Any], out: Outcome, log: Any) -> None:
+    def _custom(self, path: str) -> bool:
+        """A path outside symlinkPath, which gets a symlink into it."""
+        return not path.startswith(self.m.symlink_path + "/")
+
+    def _stale_links(self, installed: dict[str, Any]) -> list[list[str]]:
+        """[path, rel] of our links at custom paths the new generation no longer has.
+
+        Kept in the new record until removed, so a run killed between the
+        switch and their removal still removes them next time (the previous
+        entries it would find them from are then the new ones).
+        """
+        wanted = {e.path for e in self.m.entries if self._custom(e.path) and e.key in installed}
+        candidates = [(o.get("path", ""), o.get("rel", "")) for o in self.old_entries.values()]
+        candidates += [(p, rel) for p, rel in (self.record or {}).get("unlink", [])]
+        stale: dict[str, str] = {}
+        for path, rel in candidates:
+            ours = path and rel and self._custom(path) and path not in wanted
+            if ours and gen.is_link_to(self.rooted(path), self.symlink, rel):
+                stale[path] = rel
+        return [[path, rel] for path, rel in sorted(stale.items())]
+
+    def _links(
+        self, installed: dict[str, Any], unlink: list[list[str]], out: Outcome, log: Any
+    ) -> None:
         """Symlinks at custom paths (outside symlinkPath), pointing into symlinkPath."""
-        inside = self.m.symlink_path + "/"
-        wanted = set()
         for entry in self.m.entries:
-            if entry.path.startswith(inside) or entry.key not in installed:
+            if not self._custom(entry.path) or entry.key not in installed:
                 continue
-            wanted.add(entry.path)
             link = self.rooted(entry.path)
             try:
                 gen.make_dirs(link.parent, 0o755)
                 gen.place_symlink(link, self.symlink, entry.rel)
             except NixsealError as err:
                 out.add("failed", entry.key)
-                log.error("failed", kind=entry.kind, name=entry.name, reason=str(err))
-        for old in self.old_entries.values():
-            path = old.get("path", "")
-            if path and not path.startswith(inside) and path not in wanted:
-                gen.remove_symlink(self.rooted(path), self.symlink, old["rel"])
+                log.error(
+                    "failed", kind=entry.kind, name=entry.name, path=entry.path, reason=str(err)
+                )
+        for path, rel in unlink:
+            gen.remove_symlink(self.rooted(path), self.symlink, rel)
+
+
+def _valid_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The record if this version wrote it; else None, as for another tool's generation.
+
+    A record of another version (a rollback to an older nixseal) or a
+    damaged one must not break the install: it only costs change detection
+    by record (files are still compared with the previous generation's).
+    """
+    if record is None or record.get("version") != RECORD_VERSION:
+        return None
+    entries, pending = record.get("entries"), record.get("pending", NO_PENDING)
+    unlink = record.get("unlink", [])
+    ok = (
+        isinstance(entries, dict)
+        and all(
+            isinstance(e, dict)
+            and ":" in k
+            and isinstance(e.get("rel"), str)
+            and isinstance(e.get("path"), str)
+            and _strings(e.get("restartUnits"))
+            and _strings(e.get("reloadUnits"))
+            for k, e in entries.items()
+        )
+        and isinstance(pending, dict)
+        and _strings(pending.get("restart"))
+        and _strings(pending.get("reload"))
+        and isinstance(unlink, list)
+        and all(isinstance(u, list) and len(u) == 2 and _strings(u) for u in unlink)
+    )
+    return record if ok else None
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _needs_decrypting(got: _Input | NixsealError) -> bool:

@@ -47,6 +47,8 @@ def findings(d: drift.Drift) -> list[str]:
     out += [f"encrypted to {who}, which the rules do not list for it" for who in d.extra]
     if d.status == drift.UNVERIFIED:
         out.append(f"cannot verify its age recipients: {d.detail}")
+    elif d.detail:
+        out.append(d.detail)
     return out
 
 

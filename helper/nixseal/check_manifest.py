@@ -70,12 +70,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _host_key_text(value: str) -> str:
+    """The public key line given, or the first one in the file named."""
     from nixseal.errors import UsageError
 
     text = value.strip()
     if text.startswith(("ssh-", "age1")):
         return text
     try:
-        return Path(text).read_text().strip()
+        lines = Path(text).read_text().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"--host-key {value}: neither a public key nor a readable file") from err
+    for line in lines:
+        if line.strip().startswith(("ssh-", "age1")):
+            return line.strip()
+    # Never quote the file: it may well be the private key (ssh or age).
+    raise UsageError(
+        f"--host-key {value}: no ssh-ed25519, ssh-rsa or age1 public key in this file "
+        "(give the public key, e.g. ssh_host_ed25519_key.pub)"
+    )

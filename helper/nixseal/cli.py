@@ -158,7 +158,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else "writing output: "
         print(f"nixseal {args.verb}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 1
+    except Exception as err:
+        if os.environ.get("NIXSEAL_DEBUG"):
+            raise
+        # A bug. Not a traceback: its message may quote the data at hand
+        # (a value, a key); the exception type and where it happened say enough.
+        print(f"nixseal {args.verb}: internal error: {_where(err)}", file=sys.stderr)
+        return 1
     return code
+
+
+def _where(err: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    place = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(err).__name__}{place} (a bug: please report it; NIXSEAL_DEBUG=1 shows more)"
 
 
 def _drop_stdout() -> None:

@@ -55,6 +55,11 @@ def _is_ssh(key: str) -> bool:
     return key.startswith("ssh-")
 
 
+def _is_x25519(key: str) -> bool:
+    # A plugin recipient is age1<plugin>1...: bech32 data never holds a "1".
+    return key.startswith("age1") and "1" not in key[4:]
+
+
 class Inspector:
     """Compares files with rules; caches per-key work across many files."""
 
@@ -104,8 +109,7 @@ class Inspector:
         recorded = self.state.recipients(name)
         if recorded is None or self.state.mac(name) != hdr.mac:
             return None  # no record, or it describes another version of the file
-        n_age = sum(1 for r in recorded if r.startswith("age1") and "1" not in r[4:])
-        if n_age != hdr.x25519_count:
+        if sum(1 for r in recorded if _is_x25519(r)) != hdr.x25519_count:
             return None  # the header contradicts the record
         return recorded
 
@@ -113,16 +117,22 @@ class Inspector:
         refs = self.rules.recipients_for(name)
         recorded = self._valid_record(name, hdr)
         tags = hdr.ssh_tags
+        n_x25519 = sum(1 for r in refs if _is_x25519(r.key))
         readers: list[Reader] = []
         for ref in refs:
             if _is_ssh(ref.key):
                 readers.append(Reader(ref, self.tag(ref.key) in tags))
+            elif recorded is not None:
+                readers.append(Reader(ref, ref.id in recorded))
+            elif _is_x25519(ref.key) and hdr.x25519_count == 0:
+                readers.append(Reader(ref, False))  # no X25519 stanza at all
             else:
-                readers.append(Reader(ref, None if recorded is None else ref.id in recorded))
+                readers.append(Reader(ref, None))
         expected_tags = {self.tag(r.key) for r in refs if _is_ssh(r.key)}
         extra = [self.describe(t) for t in sorted(tags - expected_tags)]
         n_age_expected = sum(1 for r in refs if not _is_ssh(r.key))
         detail = ""
+        short = False  # fewer X25519 stanzas than age keys: some are surely missing
         if recorded is not None:
             expected_ids = {r.id for r in refs}
             extra += [
@@ -132,9 +142,15 @@ class Inspector:
             ]
         elif hdr.x25519_count > n_age_expected:
             extra.append(f"{hdr.x25519_count - n_age_expected} unidentified age key(s)")
-        elif n_age_expected:
+        elif 0 < hdr.x25519_count < n_x25519:
+            short = True
+            detail = (
+                f"encrypted to {hdr.x25519_count} age key(s), the rules list {n_x25519}: "
+                "at least one is missing (which one is not recorded)"
+            )
+        elif n_age_expected and any(r.present is None for r in readers):
             detail = "age recipients not recorded (file written outside nixseal)"
-        if extra or any(r.present is False for r in readers):
+        if short or extra or any(r.present is False for r in readers):
             status = STALE
         elif any(r.present is None for r in readers):
             status = UNVERIFIED

@@ -80,6 +80,20 @@ def make_dirs(path: Path, mode: int, gid: int | None = None) -> None:
         os.chown(path, 0, gid)
 
 
+def ensure_dir_mode(path: Path, mode: int, gid: int | None) -> None:
+    """Give an existing directory mode (and root:gid when gid is given), if it lacks them."""
+    st = path.lstat()
+    if stat.S_IMODE(st.st_mode) == mode and (gid is None or (st.st_uid, st.st_gid) == (0, gid)):
+        return
+    step()
+    try:
+        if gid is not None:
+            os.chown(path, 0, gid)
+        path.chmod(mode)
+    except OSError as err:
+        raise GenerationError(f"{path}: cannot set owner and mode: {err.strerror}") from err
+
+
 def ensure_mounted(mount_point: Path, use_tmpfs: bool, gid: int) -> bool:
     """Mount ramfs (or tmpfs) at mount_point unless something is mounted there.
 
@@ -171,6 +185,12 @@ def write_file(path: Path, data: bytes, uid: int | None, gid: int | None, mode: 
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+    except BaseException:
+        # Not a truncated value in the generation: the caller keeps the
+        # previous one in its place (which needs the name free).
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # noqa: PTH108
+        raise
     finally:
         os.close(fd)
 
@@ -263,12 +283,17 @@ def place_symlink(link_path: Path, anchor: Path, tail: str) -> None:
         raise GenerationError(f"{link_path}: cannot place symlink: {err.strerror}") from err
 
 
+def is_link_to(link_path: Path, anchor: Path, tail: str) -> bool:
+    """Whether link_path is the symlink place_symlink(link_path, anchor, tail) makes."""
+    try:
+        return link_path.readlink() == relative_target(link_path, anchor, tail)
+    except OSError:
+        return False
+
+
 def remove_symlink(link_path: Path, anchor: Path, tail: str) -> None:
     """Remove link_path if it still is our link to anchor/tail (never a user's file)."""
-    try:
-        if link_path.readlink() != relative_target(link_path, anchor, tail):
-            return
-    except OSError:
+    if not is_link_to(link_path, anchor, tail):
         return
     step()
     link_path.unlink(missing_ok=True)

@@ -126,10 +126,12 @@ def ssh_key_tag(public_key: str) -> str:
     """
     fields = public_key.strip().split()
     if len(fields) < 2 or fields[0] not in SSH_TYPES:
-        raise CryptoError(f"not an ssh-ed25519 or ssh-rsa public key: {public_key[:40]!r}")
+        # Never quote the input: it may be a private key given by mistake.
+        kind = fields[0] if fields and fields[0].isascii() and len(fields[0]) < 40 else "?"
+        raise CryptoError(f"not an ssh-ed25519 or ssh-rsa public key (starts with {kind!r})")
     try:
         blob = base64.b64decode(fields[1], validate=True)
     except binascii.Error as err:
-        raise CryptoError(f"bad base64 in ssh public key: {fields[1][:20]!r}...") from err
+        raise CryptoError(f"bad base64 in {fields[0]} public key") from err
     tag = base64.b64encode(hashlib.sha256(blob).digest()[:4]).decode().rstrip("=")
     return f"{fields[0]} {tag}"

@@ -15,9 +15,16 @@ from pathlib import Path
 
 from nixseal import crypto, rekey
 from nixseal.atomic import write_atomic
-from nixseal.errors import RulesError, UsageError
+from nixseal.errors import CryptoError, RulesError, UsageError
 from nixseal.repo import Context, rules_path_from_args
-from nixseal.rules import display_path, load_rules, parse_rules, toml_key, toml_string
+from nixseal.rules import (
+    KEY_FIX,
+    display_path,
+    load_rules,
+    parse_rules,
+    toml_key,
+    toml_string,
+)
 
 # age can encrypt to these ssh key types only (no ECDSA).
 _USABLE = ("ssh-ed25519", "ssh-rsa")
@@ -122,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
     if not _HOST_NAME.fullmatch(name):  # as the parser would say, before any key work
         raise RulesError(f"{where}: [hosts] {name}: bad name: use A-Z a-z 0-9 . _ -")
     key = key_from_argument(args.key)
-    crypto.parse_recipient(key, "KEY")
+    try:
+        crypto.parse_recipient(key, "KEY")
+    except CryptoError as err:
+        raise CryptoError(f"{err}; {KEY_FIX}") from err
     text = rules.path.read_text(encoding="utf-8")
     exists = name in rules.hosts
     if exists and not args.replace:
@@ -143,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
             "then run: nixseal rekey"
         )
         return 0
-    command = "nixseal rekey " + " ".join(affected)
+    # rekey alone touches only stale files; a long list of names helps no one
+    command = "nixseal rekey" + ("".join(f" {n}" for n in affected) if len(affected) <= 5 else "")
     if args.no_rekey or (not args.rekey and not _confirm(len(affected))):
         print(f"{len(affected)} secrets are encrypted to the old key; run: {command}")
         return 0

@@ -16,6 +16,7 @@ passphrase, a 1Password approval or a PIN is asked once, not per secret.
 from __future__ import annotations
 
 import getpass
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -42,12 +43,18 @@ def identity_specs(cli: Sequence[str]) -> list[str]:
 
 
 def _tty_prompt(message: str) -> str:
-    """Ask on the terminal without echo; stdin may carry a secret's value."""
+    """Ask on the terminal without echo; stdin may carry a secret's value.
+
+    /dev/tty is opened unbuffered, as getpass does: a buffered text file
+    opened "r+" needs a seekable file, which a terminal is not. Opening it
+    first also keeps getpass from falling back to reading stdin.
+    """
     try:
-        with Path("/dev/tty").open("r+", encoding="utf-8") as tty:
-            return getpass.getpass(message, stream=tty)
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError as err:
         raise UsageError(f"{message.rstrip(': ')}: no terminal to ask on") from err
+    with io.FileIO(fd, "w+") as raw, io.TextIOWrapper(raw, encoding="utf-8") as tty:
+        return getpass.getpass(message, stream=tty)
 
 
 class TerminalCallbacks:

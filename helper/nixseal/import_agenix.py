@@ -3,10 +3,13 @@
 The file is evaluated with ``nix-instantiate --eval --strict --json``; the
 existing ``.age`` files stay as they are. agenix knows only key lists, so
 the roles are guessed (docs/cli.md explains the guess; review the result):
-a key with the comment ``root@<host>`` is that host; a key listed for every
-secret is an admin; other ssh keys are hosts, other age keys users. Names
-come from the ``let`` bindings of secrets.nix when a key is written there
-literally, else from the key's comment. Each file whose header agrees with
+a key with the comment ``root@<host>``, or in a ``let`` list named like
+``systems`` or ``hosts``, is a host; else a key listed for every secret is
+an admin; else a person's key (in a list named like ``users`` or
+``admins``, an age key, or an ssh key with a ``name@machine`` comment) is
+a user, and any other ssh key a host. Names come from the ``let`` bindings
+of secrets.nix when a key is written there literally, else from the key's
+comment. Each file whose header agrees with
 its key list is recorded in the state file, so ``nixseal check`` can vouch
 for its age recipients too.
 """
@@ -28,6 +31,7 @@ from nixseal import crypto, header
 from nixseal.atomic import write_atomic
 from nixseal.errors import CryptoError, RulesError, UsageError
 from nixseal.rules import (
+    RULES_DIR,
     RULES_NAME,
     check_secret_name,
     display_path,
@@ -39,6 +43,12 @@ from nixseal.rules import (
 from nixseal.state import State
 
 _BINDING = re.compile(r"([A-Za-z_][A-Za-z0-9_'-]*)\s*=\s*\"((?:ssh-ed25519|ssh-rsa|age1)[^\"]*)\"")
+# `users = [ alice bob ];`: a list of bound names, as agenix's README writes them
+_LIST = re.compile(r"([A-Za-z_][A-Za-z0-9_'-]*)\s*=\s*\[([A-Za-z0-9_'\s-]*)\]")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*")
+# What a list's name says about its members.
+_PEOPLE_LISTS = re.compile(r"(?i).*(user|admin|people|person|human|dev|member|team).*")
+_HOST_LISTS = re.compile(r"(?i).*(system|host|machine|server|node|computer).*")
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -50,6 +60,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help=f"rules file to create (default: {RULES_NAME} beside FILE)",
     )
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What secrets.nix's text says about keys, beyond the evaluated lists."""
+
+    names: Mapping[str, str] = field(default_factory=dict)  # key -> let-bound name
+    people: frozenset[str] = frozenset()  # keys in a list named like users/admins
+    machines: frozenset[str] = frozenset()  # keys in a list named like systems/hosts
+
+
+def read_hints(text: str) -> Hints:
+    names: dict[str, str] = {}
+    key_of: dict[str, str] = {}
+    for m in _BINDING.finditer(text):
+        key = " ".join(m.group(2).split())  # as _parse normalises the evaluated keys
+        names.setdefault(key, m.group(1))
+        key_of[m.group(1)] = key
+    people: set[str] = set()
+    machines: set[str] = set()
+    for m in _LIST.finditer(text):
+        members = {key_of[w] for w in _WORD.findall(m.group(2)) if w in key_of}
+        if _HOST_LISTS.fullmatch(m.group(1)):
+            machines |= members
+        elif _PEOPLE_LISTS.fullmatch(m.group(1)):
+            people |= members
+    return Hints(names, frozenset(people), frozenset(machines - people))
 
 
 @dataclass
@@ -80,14 +117,19 @@ def evaluate(path: Path) -> dict[str, Any]:
     return data
 
 
-def _name_from(key: str, bindings: Mapping[str, str], taken: set[str], fallback: str) -> str:
+def _name_from(key: str, bindings: Mapping[str, str], taken: set[str], role: str) -> str:
     fields = key.split()
     comment = fields[2] if len(fields) > 2 else ""
     base = bindings.get(key)
     if base is None and comment:
         user, _, host = comment.partition("@")
         base = host if user == "root" and host else user
-    name = _NAME_CHARS.sub("-", base or fallback).strip("-") or fallback
+    name = _NAME_CHARS.sub("-", base or "").strip("-")
+    if not name:  # nothing to go by: the first free user1, user2, ...
+        n = 1
+        while f"{role}{n}" in taken:
+            n += 1
+        name = f"{role}{n}"
     candidate, i = name, 2
     while candidate in taken:
         candidate, i = f"{name}-{i}", i + 1
@@ -95,7 +137,7 @@ def _name_from(key: str, bindings: Mapping[str, str], taken: set[str], fallback:
     return candidate
 
 
-def guess_roles(secrets: Mapping[str, list[str]], bindings: Mapping[str, str]) -> Roles:
+def guess_roles(secrets: Mapping[str, list[str]], hints: Hints) -> Roles:
     """Decide who is an admin, a host or a user (see the module doc)."""
     roles = Roles()
     taken: set[str] = set()
@@ -104,17 +146,22 @@ def guess_roles(secrets: Mapping[str, list[str]], bindings: Mapping[str, str]) -
     for keys in secrets.values():
         for key in keys:
             seen.setdefault(recipient_id(key), key)
+    machines = {recipient_id(k) for k in hints.machines}
+    people = {recipient_id(k) for k in hints.people}
     for rid, key in seen.items():
         comment = key.split()[2] if len(key.split()) > 2 else ""
         is_ssh = key.startswith("ssh-")
-        if is_ssh and comment.startswith("root@"):
+        login, at, _ = comment.partition("@")
+        if rid in machines or (is_ssh and comment.startswith("root@")):
             role = "host"
         elif rid in every:
             role = "admin"
+        elif rid in people or not is_ssh or (at and login != "root"):
+            role = "user"  # a person's key: in a users list, an age key, or alice@laptop
         else:
-            role = "host" if is_ssh else "user"
+            role = "host"
         table = {"admin": roles.admins, "host": roles.hosts, "user": roles.users}[role]
-        name = _name_from(key, bindings, taken, f"{role}{len(table) + 1}")
+        name = _name_from(key, hints.names, taken, role)
         table[name] = key
         roles.role_of[rid] = (role, name)
     return roles
@@ -122,8 +169,10 @@ def guess_roles(secrets: Mapping[str, list[str]], bindings: Mapping[str, str]) -
 
 def render(roles: Roles, secrets: Mapping[str, list[str]], armor: Mapping[str, bool]) -> str:
     out = [
-        "# Imported from agenix. Review the roles: keys listed for every secret became",
-        "# admins, root@<host> and other ssh keys hosts, other age keys users.",
+        "# Imported from agenix. Review the roles: root@<host> keys and keys in lists",
+        "# named like systems/hosts became hosts; other keys listed for every secret",
+        "# admins; people's keys (users/admins lists, age keys, name@machine) users;",
+        "# other ssh keys hosts.",
         "version = 1",
         "",
         "[admins]",
@@ -197,10 +246,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{display_path(output)}: already exists; not overwritten")
     secrets, armor = _parse(evaluate(source), where)
     try:
-        bindings = {m.group(2): m.group(1) for m in _BINDING.finditer(source.read_text())}
-    except OSError:
-        bindings = {}
-    roles = guess_roles(secrets, bindings)
+        hints = read_hints(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        hints = Hints()
+    roles = guess_roles(secrets, hints)
     text = render(roles, secrets, armor)
     rules = parse_rules(text, output.absolute())
     write_atomic(output, text.encode("utf-8"))
@@ -213,5 +262,15 @@ def run(args: argparse.Namespace) -> int:
     )
     for name in unverified:
         print(f"warning: {name}: file missing or its header differs from publicKeys")
+    if output.absolute().parent != source.absolute().parent:
+        print(
+            f"warning: the rules expect the .age files beside {display_path(output)}; "
+            f"move them there from {display_path(source.absolute().parent)}"
+        )
+    if output.absolute().parent.name != RULES_DIR or output.name != RULES_NAME:
+        print(
+            f"note: nixseal looks for {RULES_DIR}/{RULES_NAME}; pass "
+            f"--rules {display_path(output)} or move the rules and files there"
+        )
     print("review the roles in the rules, then run: nixseal check")
     return 0

@@ -15,8 +15,16 @@ import re
 from pathlib import Path
 
 from nixseal import crypto
-from nixseal.errors import UsageError
-from nixseal.rules import RULES_DIR, RULES_NAME, display_path, parse_rules, toml_key, toml_string
+from nixseal.errors import CryptoError, UsageError
+from nixseal.rules import (
+    KEY_FIX,
+    RULES_DIR,
+    RULES_NAME,
+    display_path,
+    parse_rules,
+    toml_key,
+    toml_string,
+)
 
 DEFAULT_KEY = "~/.config/nixseal/admin.key"
 _ADMIN_NAME = re.compile(r"[A-Za-z0-9._-]+")  # as the rules accept in [admins]
@@ -107,6 +115,20 @@ def generate_key(path: Path) -> str:
     return public
 
 
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError) as err:  # no $USER and no passwd entry (containers)
+        raise UsageError("cannot tell your login name; pass --admin NAME") from err
+
+
+def _check_key(key: str) -> None:
+    try:
+        crypto.parse_recipient(key, "--admin-key")
+    except CryptoError as err:
+        raise CryptoError(f"{err}; {KEY_FIX}") from err
+
+
 def _make_dir(directory: Path) -> list[Path]:
     """Create directory (before any key: keys are not made for rules that cannot be).
 
@@ -136,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     rules_path = root / RULES_DIR / RULES_NAME
     if rules_path.exists():
         raise UsageError(f"{display_path(rules_path)}: already exists; not overwritten")
-    admin = args.admin or getpass.getuser()
+    admin = args.admin or _login_name()
     if not _ADMIN_NAME.fullmatch(admin):
         raise UsageError(f"admin name {admin!r}: use A-Z a-z 0-9 . _ - (pass --admin NAME)")
     key_path: Path | None = None
@@ -151,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         default_pub = Path("~/.ssh/id_ed25519.pub").expanduser()
         key = public_key_from(str(default_pub)) if default_pub.is_file() else None
     if key is not None:
-        crypto.parse_recipient(key, "--admin-key")
+        _check_key(key)
     new_dirs = _make_dir(rules_path.parent)
     if key_path is not None:
         key = _generate_or_undo(key_path, new_dirs)

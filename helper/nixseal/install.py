@@ -48,25 +48,27 @@ def run(args: argparse.Namespace) -> int:
         manifest_mod.load(args.manifest), os.environ.get("XDG_RUNTIME_DIR")
     )
     activation = Activation(manifest, root, args.dry_run, not args.no_mount, log)
-    out = activation.run()
-    log = log.bind(generation=out.generation)
-    counts = {state: len(keys) for state, keys in sorted(out.states.items())}
-    units = {"restart": list(out.units.restart), "reload": list(out.units.reload)}
-    if args.dry_run:
-        log = log.bind(dry_run=True)
-        log.info("dry run finished", previous=out.previous, **counts, would_signal=units)
-        return 1 if out.failed else 0
-    if out.units:
-        handed_over = apply(
-            out.units,
-            activation.rooted(manifest.restart_list_path) if manifest.restart_list_path else None,
-            activation.rooted(manifest.reload_list_path) if manifest.reload_list_path else None,
-            root is None,
-            log,
-            user=manifest.user_mode,
-        )
-        if handed_over:
-            activation.clear_pending(out)
+    with activation.locked():
+        out = activation.run()
+        log = log.bind(generation=out.generation)
+        counts = {state: len(keys) for state, keys in sorted(out.states.items())}
+        units = {"restart": list(out.units.restart), "reload": list(out.units.reload)}
+        if args.dry_run:
+            log = log.bind(dry_run=True)
+            log.info("dry run finished", previous=out.previous, **counts, would_signal=units)
+            return 1 if out.failed else 0
+        if out.units:
+            rooted = activation.rooted
+            handed_over = apply(
+                out.units,
+                rooted(manifest.restart_list_path) if manifest.restart_list_path else None,
+                rooted(manifest.reload_list_path) if manifest.reload_list_path else None,
+                root is None,
+                log,
+                user=manifest.user_mode,
+            )
+            if handed_over:
+                activation.clear_pending(out)
     log.info("install finished", previous=out.previous, **counts, signalled=units)
     return 1 if out.failed else 0
 

@@ -145,8 +145,14 @@ def expand_runtime_dir(manifest: Manifest, runtime_dir: str | None) -> Manifest:
         manifest.reload_list_path,
         *(e.path for e in manifest.entries),
     ]
-    if runtime_dir is None and any(p and p.startswith(RUNTIME_DIR_TOKEN) for p in paths):
-        raise ManifestError("userMode paths use %r but XDG_RUNTIME_DIR is not set")
+    runtime_dir = runtime_dir or None  # set but empty: as unset
+    if any(p and p.startswith(RUNTIME_DIR_TOKEN) for p in paths):
+        if runtime_dir is None:
+            raise ManifestError("userMode paths use %r but XDG_RUNTIME_DIR is not set")
+        # A relative one would put secrets under the working directory (or,
+        # stripped to "", at the file system's root).
+        if not runtime_dir.startswith("/") or not runtime_dir.strip("/"):
+            raise ManifestError(f"XDG_RUNTIME_DIR {runtime_dir!r} is not an absolute directory")
 
     def sub(p: str) -> str:
         if runtime_dir is not None and p.startswith(RUNTIME_DIR_TOKEN):
@@ -304,6 +310,8 @@ class _Parser:
         content = obj["content"]
         if not isinstance(content, str):
             raise ManifestError(f"{where}.content: expected a string")
+        if not _encodable(content):
+            raise ManifestError(f"{where}.content: not valid Unicode (a lone surrogate)")
         path, rel = self.place(obj, where, f"{RENDERED_DIR}/{common['name']}", symlink)
         return Template(path=path, rel=rel, content=content, **common)
 
@@ -313,11 +321,13 @@ class _Parser:
         result: dict[str, str] = {}
         seen: dict[str, str] = {}
         for name, text in obj.items():
-            where = f'placeholders["{name}"]'
+            where = f"placeholders[{json.dumps(name)}]"  # escaped: the key is unchecked
             if name not in names:
                 raise ManifestError(f"{where}: no secret of that name")
             if not isinstance(text, str) or not text:
                 raise ManifestError(f"{where}: expected a non-empty string")
+            if not _encodable(text):
+                raise ManifestError(f"{where}: not valid Unicode (a lone surrogate)")
             if text in seen:
                 raise ManifestError(f'{where}: same placeholder as secret "{seen[text]}"')
             seen[text] = name
@@ -373,9 +383,23 @@ def _list(value: Any, where: str) -> list[Any]:
 def _string(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ManifestError(f"{where}: expected a non-empty string, got {_kind(value)}")
-    if "\0" in value or "\n" in value:
-        raise ManifestError(f"{where}: control characters are not allowed")
+    # Control characters would let one field print as several lines (or
+    # move a terminal's cursor) in an error; lone surrogates (JSON "\ud800")
+    # cannot be encoded as a file name. isprintable() rejects both, in C (a
+    # regular expression over the surrogate range costs milliseconds to
+    # compile, at every boot).
+    if not value.isprintable():
+        raise ManifestError(f"{where}: unprintable characters are not allowed")
     return value
+
+
+def _encodable(text: str) -> bool:
+    """False for text holding a lone surrogate (JSON can spell one: "\\ud800")."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bool(obj: Mapping[str, Any], key: str, default: bool) -> bool:

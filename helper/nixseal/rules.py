@@ -42,6 +42,11 @@ _DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 # A file name (segment) may have at most 255 bytes on Linux file systems;
 # the last segment also carries ".age".
 _NAME_MAX = 255
+# What to do about a key string pyrage refuses (a typo, a cut-off paste).
+KEY_FIX = (
+    "give the whole public key: age1..., or ssh-ed25519 AAAA... / ssh-rsa AAAA... "
+    "(the line of the .pub file)"
+)
 _TOP_KEYS = ("version", "admins", "hosts", "users", "groups", "secrets")
 _SECRET_KEYS = ("hosts", "users", "generator", "source", "push", "rotate_after", "armor")
 
@@ -313,6 +318,8 @@ class _Parser:
             self.parsed[value] = crypto.parse_recipient(value, "x")
         except CryptoError as err:
             cause = str(err).split(": ", 1)[1]
+            if "expected" not in cause:
+                cause += f"; {KEY_FIX}"
             raise self.fail(table, name, cause) from err
         return value
 
@@ -492,7 +499,16 @@ class _Parser:
     def source(self, table: str, value: Any, key: str = "source") -> str:
         if not isinstance(value, str) or not value.startswith("op://"):
             raise self.fail(table, key, "must be a 1Password reference op://vault/item/field")
-        parts = value[len("op://") :].split("?")[0].split("/")
-        if not 3 <= len(parts) <= 4 or not all(parts):
-            raise self.fail(table, key, f"bad reference {value!r}: op://vault/item/[section/]field")
+        # The same check `op` calls get, so a bad reference fails at load time.
+        from nixseal import op
+        from nixseal.errors import OpError
+
+        try:
+            ref = op.parse_reference(value)
+        except OpError as err:
+            raise self.fail(table, key, str(err)) from err
+        if key == "push" and ref.query:
+            raise self.fail(
+                table, key, f"cannot write through a reference with ?{ref.query}; remove it"
+            )
         return value

@@ -104,3 +104,33 @@ def test_check_needs_no_identity(repo: Repo, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HOME", "/nonexistent")
     monkeypatch.delenv("NIXSEAL_IDENTITY", raising=False)
     assert run_cli("check", cwd=repo.root).code == 0
+
+
+def _encrypt_outside(repo: Repo, name: str, keys: list[str]) -> None:
+    """What another tool (or agenix) writes: no record in the state file."""
+    from nixseal import crypto
+
+    recipients = [crypto.parse_recipient(k, "test") for k in keys]
+    repo.age_file(name).write_bytes(crypto.encrypt(b"by hand", recipients))
+
+
+def test_file_without_the_admins_age_stanza_is_stale_not_unverified(repo: Repo) -> None:
+    _encrypt_outside(repo, "a", [repo.hosts["web1"].public])
+    r = repo.run("check")
+    assert r.code == 1
+    assert "a: not encrypted to admin alice; fix: nixseal rekey a" in r.text
+    assert "cannot verify" not in r.text
+
+
+def test_fewer_age_stanzas_than_age_keys_is_stale(repo: Repo, tmp_path: Path) -> None:
+    bob = make_age_key(tmp_path, "bob.txt")
+    text = repo.rules.read_text().replace("[admins]\n", f'[admins]\nbob = "{bob.public}"\n')
+    repo.rules.write_text(text)
+    _encrypt_outside(repo, "a", [repo.admin.public, repo.hosts["web1"].public])
+    r = repo.run("check", "--json", "a")
+    assert r.code == 1
+    entry = json.loads(r.out)["secrets"][0]
+    assert entry["status"] == "stale" and entry["fix"] == "nixseal rekey a"
+    assert "encrypted to 1 age key(s), the rules list 2" in entry["problems"][0]
+    assert repo.run("rekey", "a").code == 0
+    assert repo.run("check", "a").code == 0

@@ -65,3 +65,27 @@ def test_malformed_manifest_and_bad_host_key_exit_2(scene: Scene) -> None:
     scene.add("a", b"1")
     assert check(scene, "--host-key", "ssh-ed25519 !!!")[0] == 2
     assert check(scene, "--host-key", str(scene.tmp / "nope.pub"))[0] == 2
+
+
+def test_a_private_key_given_as_host_key_is_refused_without_quoting_it(scene: Scene) -> None:
+    scene.add("a", b"1")
+    age_key = make_age_key(scene.tmp)
+    secret_line = age_key.path.read_text().splitlines()[-1]
+    ssh_private = scene.key.private_path.read_text()
+    for path in (age_key.path, scene.key.private_path):
+        code, out, err = check(scene, "--host-key", str(path))
+        assert code == 2 and out == ""
+        assert "no ssh-ed25519, ssh-rsa or age1 public key in this file" in err
+        assert secret_line[:20] not in err and "PRIVATE" not in err
+        assert not any(line in err for line in ssh_private.splitlines()[1:-1])
+
+
+def test_a_host_key_file_may_start_with_comments(scene: Scene) -> None:
+    scene.add("a", b"1")
+    pub = scene.tmp / "host.pub"
+    pub.write_text(f"# web1's host key\n\n{scene.key.public}\n")
+    assert check(scene, "--host-key", str(pub))[0] == 0
+    other = make_ssh_key(scene.tmp, name="other_host")
+    pub.write_text(f"# another host\n{other.public}\n")
+    code, _, err = check(scene, "--host-key", str(pub))
+    assert code == 1 and "not encrypted to the host key" in err

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _activation import Scene, make_scene
-from conftest import HELPER_DIR
+from conftest import HELPER_DIR, needs_root
 
 from nixseal import generation as gen
 from nixseal.errors import NixsealError
@@ -169,3 +171,161 @@ def test_lock_errors_name_the_path(tmp_path: Path) -> None:
     (tmp_path / "ro").write_text("a file, not a directory")
     with pytest.raises(NixsealError, match="cannot create directory"):
         gen.lock(tmp_path / "ro/sub/secrets.d")
+
+
+def test_a_link_whose_removal_a_kill_prevented_is_removed_next_time(scene: Scene) -> None:
+    scene.add("keep", b"k", path="/etc/keep.conf")
+    scene.add("gone", b"g", path="/etc/gone.conf")
+    assert scene.run_process("--no-mount").returncode == 0
+    gone = scene.root / "etc/gone.conf"
+    del scene.secrets[1]
+    scene.write()
+    between = 0  # runs killed after the switch, before the link was removed
+    for k in range(1, 60):
+        proc = scene.run_process("--no-mount", env={"NIXSEAL_FAILPOINT": str(k)})
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -9, proc.stderr
+        if not scene.live("gone").exists() and gone.is_symlink():
+            between += 1
+        assert scene.run_process("--no-mount").returncode == 0
+        assert not gone.is_symlink(), f"killed at step {k}: the old link stayed"
+        assert (scene.root / "etc/keep.conf").read_bytes() == b"k"
+        # put the removed secret back, so the next kill point sees the same change
+        scene.add("gone", b"g", path="/etc/gone.conf")
+        assert scene.run_process("--no-mount").returncode == 0 and gone.is_symlink()
+        del scene.secrets[1]
+    else:
+        pytest.fail("the run never completed")
+    assert between >= 1
+
+
+def test_a_foreign_link_at_a_removed_path_is_left_alone(scene: Scene) -> None:
+    scene.add("x", b"1", path="/etc/x.conf")
+    assert scene.install().code == 0
+    link = scene.root / "etc/x.conf"
+    link.unlink()
+    link.symlink_to("/somewhere/mine")  # the admin took the path over
+    del scene.secrets[0]
+    assert scene.install().code == 0
+    assert scene.install().code == 0
+    assert os.readlink(link) == "/somewhere/mine"
+
+
+@needs_root
+def test_the_mount_point_gets_root_keys_0751_even_when_it_exists(scene: Scene) -> None:
+    # e.g. a run killed between mkdir (or mount) and chown left it root:root
+    mount_point = scene.root / "run/secrets.d"
+    mount_point.mkdir(parents=True, mode=0o700)
+    scene.add("a", b"1")
+    assert scene.install().code == 0
+    st = mount_point.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 96, 0o751)
+
+
+def test_write_file_leaves_no_partial_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(fd: int, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    with pytest.raises(PermissionError):
+        gen.write_file(tmp_path / "f", b"value", None, None, 0o400)
+    assert not (tmp_path / "f").exists()
+
+
+@needs_root
+def test_no_file_or_directory_is_ever_open_to_others_while_built(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files: created with no permission, chowned and chmodded, then written.
+    Directories: created without any permission for others but traversal."""
+    scene.add("a", b"value-a", owner="alice", mode="0440")
+    scene.add("d/e/f", b"value-f", owner="bob", mode="0400")
+    scene.template("t", "x=@A@", owner="alice")
+    scene.doc["placeholders"] = {"a": "@A@"}
+    mount_point = str(scene.root / "run/secrets.d")
+    seen: list[tuple[str, str, int, int, int]] = []  # call, path, mode, uid, size
+    real = {name: getattr(os, name) for name in ("mkdir", "fchown", "fchmod", "write")}
+
+    def path_of(fd: int) -> str:
+        return os.readlink(f"/proc/self/fd/{fd}")
+
+    def note(call: str, fd: int) -> None:
+        path = path_of(fd)
+        if path.startswith(mount_point + "/") and not path.endswith(".json.tmp"):
+            st = os.fstat(fd)
+            seen.append((call, path, stat.S_IMODE(st.st_mode), st.st_uid, st.st_size))
+
+    def mkdir(path: Any, mode: int = 0o777, *args: Any, **kw: Any) -> None:
+        if str(path).startswith(mount_point):
+            seen.append(("mkdir", str(path), mode, -1, -1))
+        real["mkdir"](path, mode, *args, **kw)
+
+    def fchown(fd: int, uid: int, gid: int) -> None:
+        note("fchown", fd)
+        real["fchown"](fd, uid, gid)
+
+    def fchmod(fd: int, mode: int) -> None:
+        note("fchmod", fd)
+        real["fchmod"](fd, mode)
+
+    def write(fd: int, data: Any) -> int:
+        note("write", fd)
+        return int(real["write"](fd, data))
+
+    for name, fn in (("mkdir", mkdir), ("fchown", fchown), ("fchmod", fchmod), ("write", write)):
+        monkeypatch.setattr(os, name, fn)
+    old_umask = os.umask(0)  # the umask must not be what keeps things private
+    try:
+        r = scene.install()
+    finally:
+        os.umask(old_umask)
+        monkeypatch.undo()
+    assert r.code == 0, r.err
+    dirs = [s for s in seen if s[0] == "mkdir"]
+    assert {Path(d[1]).name for d in dirs} >= {"secrets.d", "1", "d", "e", "rendered"}
+    assert all(d[2] & 0o006 == 0 for d in dirs), dirs  # others: traverse at most
+    by_file: dict[str, list[tuple[str, int, int, int]]] = {}
+    for call, path, mode, uid, size in seen:
+        if call != "mkdir":
+            by_file.setdefault(path, []).append((call, mode, uid, size))
+    assert len(by_file) == 3
+    for path, calls in by_file.items():
+        assert [c[0] for c in calls[:3]] == ["fchown", "fchmod", "write"], path
+        assert calls[0][1:] == (0, 0, 0)  # just created: no permission, root's, empty
+        final = scene.live(Path(path).relative_to(mount_point + "/1").as_posix()).stat()
+        # before the first byte: already the final owner and mode
+        assert calls[2][1:3] == (stat.S_IMODE(final.st_mode), final.st_uid), path
+        assert calls[2][3] == 0
+
+
+def test_a_custom_path_is_replaced_by_rename_never_removed_first(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = scene.root / "etc/app/key.pem"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/run/agenix/key")  # what an earlier tool left there
+    scene.add("key", b"k", path="/etc/app/key.pem")
+    removed: list[str] = []
+    real_unlink, real_rmdir = os.unlink, os.rmdir
+
+    def unlink(path: Any, *args: Any, **kw: Any) -> None:
+        removed.append(str(path))
+        real_unlink(path, *args, **kw)
+
+    def rmdir(path: Any, *args: Any, **kw: Any) -> None:
+        removed.append(str(path))
+        real_rmdir(path, *args, **kw)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    assert scene.install().code == 0
+    assert str(link) not in removed and str(scene.live()) not in removed
+    assert link.read_bytes() == b"k" and os.readlink(link) == "../../run/secrets/key"
+    scene.set_value("key", b"k2")
+    assert scene.install().code == 0  # the switch: /run/secrets renamed over too
+    monkeypatch.undo()
+    assert str(link) not in removed and str(scene.live()) not in removed
+    assert link.read_bytes() == b"k2"

@@ -62,3 +62,12 @@ def test_header_of_file_written_by_age_cli(tmp_path: Path, ssh_key: SshKey) -> N
     out = tmp_path / "x.age"
     subprocess.run(["age", "-r", ssh_key.public, "-o", str(out)], input=b"v", check=True)
     assert parse_header(out.read_bytes(), str(out)).ssh_tags == {ssh_key_tag(ssh_key.public)}
+
+
+def test_tag_of_a_private_key_never_quotes_it(ssh_key: SshKey) -> None:
+    text = ssh_key.private_path.read_text()
+    with pytest.raises(CryptoError) as err:
+        ssh_key_tag(text)
+    body = "".join(text.splitlines()[1:3])
+    assert body[:12] not in str(err.value)
+    assert "not an ssh-ed25519 or ssh-rsa public key" in str(err.value)

@@ -52,6 +52,7 @@ def test_ecdsa_only_and_garbage_are_rejected(repo: Repo) -> None:
     assert r.code == 2 and "no ssh-ed25519, ssh-rsa or age1 key" in r.err
     r = repo.run("host", "add", "web9", "ssh-ed25519 notbase64!")
     assert r.code == 1 and "bad recipient" in r.err
+    assert "; give the whole public key: age1..., or ssh-ed25519 AAAA..." in r.err
     r = repo.run("host", "add", "bad/name", repo.hosts["web1"].public)
     assert r.code == 1 and "[hosts] bad/name: bad name" in r.err
     assert repo.rules.read_text() == before
@@ -115,3 +116,11 @@ def test_host_name_that_toml_cannot_hold_is_a_bad_name(repo: Repo) -> None:
         b"use A-Z a-z 0-9 . _ -\n"
     )
     assert repo.rules.read_bytes() == before
+
+
+def test_many_affected_secrets_get_the_short_rekey_command(repo: Repo, tmp_path: Path) -> None:
+    repo.write_rules({f"s{i}": ["web1"] for i in range(6)})
+    key = make_ssh_key(tmp_path, name="new")
+    r = repo.run("host", "add", "web1", key.public, "--replace", "--no-rekey")
+    assert r.code == 0, r.err
+    assert r.text.splitlines()[-1] == ("6 secrets are encrypted to the old key; run: nixseal rekey")

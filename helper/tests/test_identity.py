@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import os
+import pty
+import select
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,56 @@ def test_passphrase_identity_asked_once_for_a_whole_rekey(
     assert r.code == 0, r.err
     assert asked == [f"passphrase for {locked}: "]  # once for all five files
     assert "rekeyed 5 of 5" in r.err
+
+
+def _run_on_a_terminal(argv: list[str], cwd: Path, answer: bytes) -> tuple[int, bytes, int]:
+    """Run argv with a pseudo-terminal as its controlling terminal; answer each
+    passphrase prompt. (exit status, what the terminal showed, prompts seen)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: never returns
+        try:
+            os.chdir(cwd)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    shown, asked = b"", 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if shown.count(b"passphrase for ") > asked:
+                asked += 1
+                os.write(fd, answer + b"\n")
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown, asked
+
+
+def test_passphrase_is_asked_on_the_real_terminal_once(
+    repo: Repo, locked_key: tuple[AgeKey, bytes], tmp_path: Path
+) -> None:
+    key, blob = locked_key
+    repo.admin = key
+    repo.write_rules({f"s{i}": ["web1"] for i in range(3)})
+    for i in range(3):
+        repo.encrypt(f"s{i}", f"value {i}".encode())
+    locked = tmp_path / "admin.key.age"
+    locked.write_bytes(blob)
+    argv = [sys.executable, "-m", "nixseal", "-i", str(locked), "rekey", "--force"]
+    code, shown, asked = _run_on_a_terminal(argv, repo.root, b"correct horse")
+    assert code == 0, shown
+    assert asked == 1 and b"rekeyed 3 of 3 secrets" in shown
+    assert b"correct horse" not in shown  # not echoed
 
 
 def test_wrong_passphrase_fails_cleanly(

@@ -121,3 +121,75 @@ def test_output_that_cannot_be_written_is_one_line(agenix: tuple[Repo, dict[str,
         r.err == "nixseal import-agenix: error: afile/rules.toml: cannot write: "
         "a file is in the way of its directory\n"
     )
+
+
+def test_readme_layout_people_and_systems_lists(tmp_path: Path) -> None:
+    """agenix's README layout: `users` and `systems` lists of let-bound keys."""
+    repo = make_repo(tmp_path)
+    keys = repo.root / "keys"
+    user1, user2 = make_ssh_key(keys, name="user1"), make_ssh_key(keys, name="user2")
+    sys1, sys2 = make_ssh_key(keys, name="sys1"), make_ssh_key(keys, name="sys2")
+    bare = {k: " ".join(v.public.split()[:2]) for k, v in
+            {"user1": user1, "user2": user2, "system1": sys1, "system2": sys2}.items()}  # fmt: skip
+    dave = make_age_key(keys, "dave.txt").public
+    pubs = {**bare, "user2": bare["user2"] + " user2@laptop"}
+    (repo.secrets / "secrets.nix").write_text(
+        f"""
+let
+  user1 = "{pubs["user1"]}";
+  user2 = "{pubs["user2"]}";
+  users = [ user1 user2 ];
+
+  system1 = "{pubs["system1"]}";
+  system2 = "{pubs["system2"]}";
+  systems = [ system1 system2 ];
+in
+{{
+  "secret1.age".publicKeys = [ user1 system1 ];
+  "secret2.age".publicKeys = users ++ systems ++ [ "{dave}" ];
+  "armored-secret.age" = {{ publicKeys = [ user1 system2 ]; armor = true; }};
+}}
+"""
+    )
+    r = run_cli("import-agenix", "secrets/secrets.nix", cwd=repo.root)
+    assert r.code == 0, r.err
+    assert "warning: the rules expect" not in r.text and "note:" not in r.text
+    rules = load_rules(repo.rules)
+    assert rules.admins == {"user1": pubs["user1"]}
+    assert set(rules.hosts) == {"system1", "system2"}
+    assert rules.users["user2"].key == pubs["user2"]
+    assert rules.users["user3"].key == dave  # no binding, no comment: the first free userN
+    assert rules.secrets["secret2"].users == ("user2", "user3")
+    assert rules.secrets["secret2"].hosts == ("system1", "system2")
+    assert rules.secrets["armored-secret"].hosts == ("system2",)
+
+
+def test_person_key_by_comment_is_a_user(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    keys = repo.root / "keys"
+    alice = make_ssh_key(keys, name="alice")
+    web1 = make_ssh_key(keys, name="web1")
+    carol = " ".join(make_ssh_key(keys, name="carol").public.split()[:2]) + " carol@desk"
+    a = " ".join(alice.public.split()[:2]) + " alice@laptop"
+    w = " ".join(web1.public.split()[:2]) + " root@web1"
+    (repo.secrets / "secrets.nix").write_text(
+        f'{{ "x.age".publicKeys = [ "{a}" "{w}" "{carol}" ];\n'
+        f'   "y.age".publicKeys = [ "{a}" "{w}" ]; }}\n'
+    )
+    assert run_cli("import-agenix", "secrets/secrets.nix", cwd=repo.root).code == 0
+    rules = load_rules(repo.rules)
+    assert list(rules.admins) == ["alice"] and list(rules.hosts) == ["web1"]
+    assert list(rules.users) == ["carol"] and rules.secrets["x"].users == ("carol",)
+
+
+def test_rules_elsewhere_than_the_files_are_warned_about(
+    agenix: tuple[Repo, dict[str, str]],
+) -> None:
+    repo, _ = agenix
+    r = run_cli("import-agenix", "secrets/secrets.nix", "-o", "rules.toml", cwd=repo.root)
+    assert r.code == 0, r.err
+    assert (
+        "warning: the rules expect the .age files beside rules.toml; move them there from secrets"
+        in r.text
+    )
+    assert "note: nixseal looks for secrets/secrets.toml; pass --rules rules.toml" in r.text

@@ -64,6 +64,7 @@ def test_init_defaults_to_the_users_ssh_key_or_a_placeholder(
 def test_bad_admin_key_is_rejected(tmp_path: Path) -> None:
     r = run_cli("init", "--admin-key", "age1nope", cwd=tmp_path)
     assert r.code == 1 and "--admin-key: bad recipient" in r.err
+    assert r.err.rstrip().endswith("(the line of the .pub file)")
     assert not (tmp_path / "secrets").exists()
 
 
@@ -91,3 +92,16 @@ def test_unwritable_places_are_one_line_and_leave_nothing(tmp_path: Path) -> Non
     r = run_cli("init", "repo", "--generate-key", str(tmp_path / "afile" / "key"), cwd=tmp_path)
     assert r.code == 2 and r.err.endswith("afile: cannot create: a file is in the way\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_unknown_login_name_asks_for_admin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    def no_user() -> str:
+        raise KeyError("getpwuid(): uid not found: 4242")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    r = run_cli("init", "--admin-key", crypto.generate_age_identity()[1], cwd=tmp_path)
+    assert r.code == 2
+    assert r.err == "nixseal init: error: cannot tell your login name; pass --admin NAME\n"
+    assert not (tmp_path / "secrets").exists()

@@ -5,7 +5,9 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _activation import Scene, make_scene, tree
@@ -438,3 +440,150 @@ cat {scene.root}/run/secrets/a
         ["unshare", "--mount", "sh", "-c", script], check=False, capture_output=True, text=True
     )
     assert proc.returncode == 0 and proc.stdout.split()[0] == "tmpfs"
+
+
+# -- found in review ------------------------------------------------------------
+
+
+def test_unusable_identities_are_each_named_and_skipped(scene: Scene) -> None:
+    protected = scene.tmp / "protected_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "pw", "-f", str(protected)], check=True
+    )
+    ecdsa = make_ssh_key(scene.tmp, "ecdsa")
+    truncated = scene.tmp / "truncated_key"
+    truncated.write_bytes(scene.key.private_path.read_bytes()[:200])
+    unusable = [protected, ecdsa.private_path, truncated, scene.tmp, Path(f"{protected}.pub")]
+    scene.doc["identityPaths"] = [*map(str, unusable), str(scene.key.private_path)]
+    scene.add("a", b"1")
+    r = scene.install()
+    assert r.code == 0, r.err
+    assert scene.live("a").read_bytes() == b"1"
+    skipped = r.events_named("identity skipped")
+    assert [e["identity"] for e in skipped] == [str(p) for p in unusable]
+    reasons = [e["reason"] for e in skipped]
+    assert "passphrase-protected" in reasons[0]
+    assert "ecdsa" in reasons[1]
+    assert "Is a directory" in reasons[3]
+    assert all(e["level"] == "warning" for e in skipped)
+
+
+@pytest.mark.parametrize("template_input", [False, True])
+def test_a_value_removed_by_hand_is_decrypted_again(scene: Scene, template_input: bool) -> None:
+    # Its age file is unchanged, so the previous value would be reused; it
+    # is gone, so the file is decrypted again instead of failing forever.
+    scene.add("a", b"1", restartUnits=["a.service"])
+    if template_input:
+        scene.template("t", "v=@A@")
+        scene.doc["placeholders"] = {"a": "@A@"}
+    assert scene.install().code == 0
+    scene.live("a").unlink()
+    r = scene.install()
+    assert r.code == 0, r.err
+    assert scene.live("a").read_bytes() == b"1"
+    assert [e["name"] for e in r.events_named("installed")] == ["a"]
+    assert scene.read_list("restart") == ["a.service"]
+    if template_input:
+        assert scene.live("rendered/t").read_bytes() == b"v=1"
+
+
+def test_a_write_that_fails_midway_keeps_the_previous_value(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scene.add("a", b"a1")
+    scene.add("b", b"old value of b")
+    assert scene.install().code == 0
+    scene.set_value("a", b"a2")
+    scene.set_value("b", b"new value of b")
+    real_write = os.write
+
+    def full_disk(fd: int, data: Any) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("/2/b"):
+            real_write(fd, bytes(data[:3]))
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    r = scene.install()
+    monkeypatch.undo()
+    assert r.code == 1
+    (failed,) = r.events_named("failed")
+    assert failed["name"] == "b" and failed["kept_previous"] is True
+    assert "No space left on device" in failed["reason"]
+    assert scene.live("b").read_bytes() == b"old value of b"  # not b"new"
+    assert scene.live("a").read_bytes() == b"a2"
+    assert scene.install().code == 0 and scene.live("b").read_bytes() == b"new value of b"
+
+
+def test_the_lock_is_held_until_the_units_are_handed_over(scene: Scene) -> None:
+    # The hand-over rewrites the new record; a second run must not read or
+    # prune it meanwhile. A FIFO as the restart list holds the first run there.
+    scene.add("a", b"1", restartUnits=["a.service"])
+    assert scene.install().code == 0
+    fifo = scene.root / "run/nixos/activation-restart-list"
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(fifo)
+    scene.set_value("a", b"2")
+    env = {**os.environ, "PYTHONPATH": str(HELPER_DIR)}
+    argv = [sys.executable, "-m", "nixseal", "install", "--manifest", str(scene.write())]
+    argv += ["--root", str(scene.root), "--no-mount"]
+    first = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while scene.current() != 2:  # switched; now blocked writing the list
+            assert time.monotonic() < deadline and first.poll() is None, "first run stalled"
+            time.sleep(0.02)
+        second = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.7)
+        assert second.poll() is None, "second run ran during the first one's hand-over"
+        assert scene.generations() == [1, 2]
+    finally:
+        with fifo.open("rb") as reader:  # let the first run go on
+            assert first.wait(timeout=30) == 0
+            assert reader.read() == b"a.service\n"
+    assert second.wait(timeout=30) == 0, second.communicate()[1]
+    assert scene.current() == 3 and scene.live("a").read_bytes() == b"2"
+
+
+def test_a_record_of_another_version_does_not_break_the_install(scene: Scene) -> None:
+    scene.add("a", b"1", restartUnits=["a.service"])
+    scene.add("b", b"2", restartUnits=["b.service"])
+    assert scene.install().code == 0
+    record = scene.root / "run/secrets.d/1.json"
+    record.write_text(json.dumps({"version": 9, "entries": [["secret:a", 5]], "pending": 1}))
+    scene.set_value("b", b"3")
+    r = scene.install()
+    assert r.code == 0, r.err
+    assert (scene.live("a").read_bytes(), scene.live("b").read_bytes()) == (b"1", b"3")
+    # changes are still found, by comparing with the previous generation's files
+    assert {e["name"]: e["event"] for e in r.events if "name" in e} == {"b": "changed"}
+    assert scene.read_list("restart") == ["b.service"]
+
+
+def test_invalid_unicode_in_the_manifest_is_a_usage_error(scene: Scene) -> None:
+    scene.add("a", b"1")
+    scene.template("t", "x=\ud800")
+    path = scene.tmp / "m.json"
+    path.write_text(json.dumps(scene.doc))  # ASCII JSON: "\ud800" escaped
+    before = tree(scene.root)
+    r = scene.cli(["install", "--manifest", str(path), "--root", str(scene.root), "--no-mount"])
+    assert r.code == 2, r.err
+    assert r.err.startswith(f"nixseal install: error: {path}: templates[0].content: ")
+    assert tree(scene.root) == before
+
+
+def test_user_mode_with_an_empty_runtime_dir_writes_nothing(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "")
+    monkeypatch.chdir(scene.tmp)
+    scene.doc.update(userMode=True, mountPoint="%r/secrets.d", symlinkPath="%r/secrets")
+    scene.add("a", b"1")
+    argv = ["install", "--manifest", str(scene.write()), "--root", str(scene.root)]
+    before = tree(scene.tmp)
+    r = scene.cli(argv)
+    assert r.code == 2 and "XDG_RUNTIME_DIR is not set" in r.err
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "run/user/1000")
+    r = scene.cli(argv)
+    assert r.code == 2 and "is not an absolute directory" in r.err
+    assert tree(scene.tmp) == before

@@ -184,7 +184,7 @@ def test_hostile_names_are_rejected_naming_the_field(name: str) -> None:
         ),
         (
             lambda d: d["secrets"].append({"name": "x", "file": "/f", "path": "/etc/a\nb"}),
-            "secrets[1].path: control characters are not allowed",
+            "secrets[1].path: unprintable characters are not allowed",
         ),
     ],
 )
@@ -368,3 +368,70 @@ def test_number_too_long_for_python_is_bad_json() -> None:
     with pytest.raises(ManifestError) as info:
         manifest.parse(b'{"version": ' + b"1" * 5000 + b"}", "m.json")
     assert str(info.value).startswith("m.json: bad JSON: Exceeds the limit (4300 digits)")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        # JSON may spell a lone surrogate; no file name or file can hold one
+        (lambda d: d["secrets"][0].update(file="/f\ud800.age"), "secrets[0].file: unprintable"),
+        (lambda d: d.update(identityPaths=["/k\udfff"]), "identityPaths[0]: unprintable"),
+        (
+            lambda d: d.update(templates=[{"name": "t", "content": "x=\ud800"}]),
+            "templates[0].content: not valid Unicode",
+        ),
+        (
+            lambda d: d.update(placeholders={"db/password": "@\ud800@"}),
+            'placeholders["db/password"]: not valid Unicode',
+        ),
+        # a carriage return or an escape sequence would garble the one-line error
+        (lambda d: d["secrets"][0].update(file="/f\r.age"), "secrets[0].file: unprintable"),
+        (lambda d: d.update(mountPoint="/run/\x1b[2Jx"), "mountPoint: unprintable"),
+        (lambda d: d.update(placeholders={"a\rb": "@A@"}), 'placeholders["a\\rb"]: no secret'),
+    ],
+)
+def test_strings_no_file_or_line_can_hold_are_rejected(mutate: Any, message: str) -> None:
+    d = doc()
+    mutate(d)
+    error = error_of(d)
+    assert message in error
+    assert not re.search("[\x00-\x1f\x7f\ud800-\udfff]", error)
+
+
+@pytest.mark.parametrize("runtime_dir", ["", "relative/dir", "/", "//"])
+def test_user_mode_needs_an_absolute_runtime_dir(runtime_dir: str) -> None:
+    # "" once made %r/secrets.d into /secrets.d; "rel" into the working directory
+    m = parse(doc(userMode=True, mountPoint="%r/secrets.d", symlinkPath="%r/secrets"))
+    with pytest.raises(ManifestError, match="XDG_RUNTIME_DIR"):
+        manifest.expand_runtime_dir(m, runtime_dir)
+    # paths without %r need no runtime dir at all
+    plain = parse(doc(userMode=True, mountPoint="/home/u/.s.d", symlinkPath="/home/u/.s"))
+    assert manifest.expand_runtime_dir(plain, runtime_dir).mount_point == "/home/u/.s.d"
+
+
+# Any code point, lone surrogates and control characters included.
+ANY_TEXT = st.text(
+    st.characters(exclude_categories=[]) | st.sampled_from(["\ud800", "\udfff", "\r", "\x1b"]),
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANY_TEXT, ANY_TEXT)
+def test_any_text_in_a_path_or_content_parses_or_is_one_manifest_error(
+    path_text: str, content: str
+) -> None:
+    d = doc(
+        secrets=[{"name": "a", "file": "/f/" + path_text}],
+        templates=[{"name": "t", "content": content}],
+        placeholders={"a": "@" + path_text},
+    )
+    try:
+        m = parse(d)
+    except ManifestError as err:
+        assert not re.search("[\x00-\x1f\x7f\ud800-\udfff]", str(err))
+        return
+    # what parses can be used as a file name and rendered as bytes
+    m.secrets[0].file.encode()
+    m.templates[0].content.encode()
+    m.placeholders["a"].encode()

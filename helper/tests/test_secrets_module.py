@@ -1073,3 +1073,27 @@ def test_eval_host_entry_point_returns_config() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert [s["path"] for s in json.loads(proc.stdout)] == ["/run/secrets/s"]
+
+
+def test_nested_groups_give_secrets_as_the_cli_does(tmp_path: Path) -> None:
+    # [groups] all = ["@web"]: the CLI encrypts @all secrets to web1, so the
+    # module must count them as given to web1 too.
+    rules = tmp_path / "secrets.toml"
+    rules.write_text(
+        'version = 1\n[hosts.web1]\nkey = "age1x"\n[hosts.db1]\nkey = "age1y"\n'
+        '[groups]\nweb = ["web1"]\nall = ["@web", "db1"]\n'
+        '[secrets.a]\nhosts = ["@all"]\n[secrets.b]\nhosts = ["db1"]\n'
+    )
+    given = host(mod(f"nixseal.rules = {nix_string(rules)};"), select="config.nixseal.rulesSecrets")
+    assert given == ["a"]
+
+
+def test_group_cycle_in_rules_is_an_error(tmp_path: Path) -> None:
+    rules = tmp_path / "secrets.toml"
+    rules.write_text(
+        'version = 1\n[hosts.web1]\nkey = "age1x"\n[groups]\na = ["@b"]\nb = ["@a"]\n'
+        '[secrets.s]\nhosts = ["@a"]\n'
+    )
+    with pytest.raises(NixEvalError) as err:
+        host(mod(f"nixseal.rules = {nix_string(rules)};"), select="config.nixseal.rulesSecrets")
+    assert "group cycle" in str(err.value)

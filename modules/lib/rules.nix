@@ -9,18 +9,24 @@ let
 
   read = rulesPath: builtins.fromTOML (builtins.readFile rulesPath);
 
-  # "@web" stands for the hosts of [groups] web.
+  # "@web" stands for the hosts of [groups] web; a group may name other
+  # groups, as the CLI allows (it rejects cycles; `seen` stops them here too).
   expandHosts = rules: secretName: entries:
-    concatMap
-      (entry:
+    let
+      expand = seen: entry:
         if hasPrefix "@" entry then
           let
             group = removePrefix "@" entry;
+            members = rules.groups.${group} or (throw "nixseal: rules file: [secrets.\"${secretName}\"] hosts names unknown group \"@${group}\" (no [groups] ${group})");
           in
-          rules.groups.${group} or (throw "nixseal: rules file: [secrets.\"${secretName}\"] hosts names unknown group \"@${group}\" (no [groups] ${group})")
+          if elem group seen then
+            throw "nixseal: rules file: [groups] ${group}: group cycle; run `nixseal check` for details"
+          else
+            concatMap (expand (seen ++ [ group ])) members
         else
-          [ entry ])
-      entries;
+          [ entry ];
+    in
+    concatMap (expand [ ]) entries;
 
   # One pass over all secrets: the names whose recipients include `who`.
   namesFor = recipients: rules: who:
