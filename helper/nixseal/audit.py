@@ -4,7 +4,9 @@ Readers come from the rules and are verified against the file: ssh keys
 through the header's key tags, age keys through the state file's record
 (see drift.py). The value's age is from the state file (set by edit,
 encrypt, rotate, pull) or else the file's last commit, found with one git
-call for all files.
+call for all files. A recorded time is vouched for only while the file is
+the one it was recorded for (same header MAC): once another tool replaced
+the file, the value in it may be older or newer, so its age is unknown.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from nixseal import check, drift
+from nixseal import check, drift, header
+from nixseal.errors import CryptoError
 from nixseal.repo import Context, now
 from nixseal.rules import Rules, SecretRule, display_path, format_duration
 from nixseal.state import State
+
+REPLACED = "replaced outside nixseal since its rotation was recorded"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +64,10 @@ def git_last_changes(directory: Path, wanted: set[str]) -> dict[str, datetime.da
 
 
 def _age_of(
-    rotated: datetime.datetime | None, changed: datetime.datetime | None
+    rotated: datetime.datetime | None, changed: datetime.datetime | None, replaced: bool
 ) -> tuple[datetime.datetime | None, str]:
+    if replaced:
+        return None, "replaced"
     if rotated is not None:
         return rotated, "recorded"
     if changed is not None:
@@ -74,9 +81,12 @@ def audit_one(
     state: State,
     changed: datetime.datetime | None,
     today: datetime.datetime,
+    *,
+    replaced: bool = False,
 ) -> dict[str, Any]:
-    rotated = state.rotated_at(rule.name)
-    since, basis = _age_of(rotated, changed)
+    """replaced: the file is not the one the recorded rotation time is for."""
+    rotated = None if replaced else state.rotated_at(rule.name)
+    since, basis = _age_of(rotated, changed, replaced)
     age = today - since if since is not None else None
     findings = [] if d.status == drift.OK else check.findings(d)
     overdue = bool(rule.rotate_after and age is not None and age > rule.rotate_after)
@@ -86,7 +96,8 @@ def audit_one(
             f"{format_duration(rule.rotate_after)}"
         )
     if rule.rotate_after and since is None and d.status != drift.MISSING:
-        findings.append("rotate_after is set but the value's age is unknown")
+        why = f" ({display_path(d.path)} was {REPLACED})" if replaced else ""
+        findings.append(f"rotate_after is set but the value's age is unknown{why}")
     return {
         "name": rule.name,
         "file": display_path(d.path),
@@ -110,15 +121,38 @@ def _iso(when: datetime.datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
 
+def _replaced(state: State, name: str, data: bytes | None) -> bool:
+    """Was the file replaced since its rotation time was recorded?
+
+    nixseal records the header MAC with every write, so a file whose MAC
+    differs (or whose header no longer parses) was written by something else.
+    """
+    if data is None or state.rotated_at(name) is None:
+        return False
+    try:
+        mac: str | None = header.parse_header(data, name).mac
+    except CryptoError:
+        mac = None
+    return mac is None or mac != state.mac(name)
+
+
 def audit(rules: Rules, state: State, names: list[str]) -> list[dict[str, Any]]:
     inspector = drift.Inspector(rules, state)
     wanted = {f"{n}.age" for n in names}
     changes = git_last_changes(rules.dir, wanted)
     today = now()
-    return [
-        audit_one(rules.secrets[n], inspector.inspect(n), state, changes.get(f"{n}.age"), today)
-        for n in names
-    ]
+    entries = []
+    for n in names:
+        try:
+            data: bytes | None = rules.file_for(n).read_bytes()
+        except OSError:
+            data = None  # the inspector reports why
+        d = inspector.inspect(n) if data is None else inspector.inspect(n, data)
+        replaced = _replaced(state, n, data)
+        entries.append(
+            audit_one(rules.secrets[n], d, state, changes.get(f"{n}.age"), today, replaced=replaced)
+        )
+    return entries
 
 
 def _readers_cell(entry: dict[str, Any]) -> str:
@@ -137,8 +171,8 @@ def render_table(entries: list[dict[str, Any]]) -> str:
     rows = [head]
     for e in entries:
         rotated = (e["rotated"] or "-")[:10]
-        if e["rotated"] is None and e["age_basis"] == "git":
-            rotated = "(git)"
+        if e["rotated"] is None and e["age_basis"] in ("git", "replaced"):
+            rotated = f"({e['age_basis']})"
         rows.append(
             (
                 e["name"],
@@ -153,6 +187,8 @@ def render_table(entries: list[dict[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
              for r in rows]  # fmt: skip
     legend = "readers: name! = not encrypted to it, name? = cannot verify (age key, no record)"
+    if any(e["age_basis"] == "replaced" for e in entries):
+        legend += f"\nrotated: (replaced) = file {REPLACED}; the value's age is unknown"
     return "\n".join([*lines, "", legend])
 
 

@@ -3,6 +3,9 @@
 One process for all files: identities are loaded once (one passphrase or
 PIN prompt), each file is decrypted in memory and replaced atomically. A
 file that cannot be decrypted is reported and skipped; the others proceed.
+A dry run does the same decryption and re-encryption, in memory, and only
+skips the writes: staleness is read from headers, but whether a stale file
+can be decrypted is known only by trying.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from nixseal import crypto, drift, pool
-from nixseal.errors import NixsealError
+from nixseal.errors import DecryptError, NixsealError
 from nixseal.repo import Context, ciphertext_for, store_ciphertext
 from nixseal.rules import display_path
 
@@ -31,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-f", "--force", action="store_true", help="re-encrypt every file, stale or not"
     )
     parser.add_argument(
-        "-n", "--dry-run", action="store_true", help="list what would be re-encrypted"
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help="list what would be re-encrypted and what would fail; write nothing",
     )
 
 
@@ -86,15 +92,45 @@ def plan(ctx: Context, names: list[str], force: bool) -> Plan:
     return out
 
 
-def reencrypt(ctx: Context, todo: list[tuple[str, bytes]], failed: list[str]) -> int:
+def _decrypt_for_rekey(
+    data: bytes, identities: list[crypto.Identity], name: str, source: str
+) -> bytes:
+    """crypto.decrypt, with what to do instead when the admin is no recipient.
+
+    crypto's generic hint suggests a rekey, which cannot help here: only
+    someone the file is encrypted to can re-encrypt it.
+    """
+    try:
+        return crypto.decrypt(data, identities, source)
+    except DecryptError as err:
+        if not str(err).startswith(f"{source}: no identity matches"):
+            raise
+        raise DecryptError(
+            f"{source}: no identity matches: this file is not encrypted to your key; "
+            "ask an admin whose key it is encrypted to, or re-create it with "
+            f"`nixseal encrypt {name}`"
+        ) from err
+
+
+def reencrypt(
+    ctx: Context,
+    todo: list[tuple[str, bytes]],
+    failed: list[str],
+    *,
+    dry_run: bool = False,
+    done: list[str] | None = None,
+) -> int:
     """Re-encrypt todo; failures are appended to failed. The number done.
 
     Crypto runs in forked workers for big batches (each file is decrypted
     and re-encrypted inside one worker; only ciphertext comes back; see
     nixseal.pool). Files are replaced one by one, atomically, and synced
-    once at the end.
+    once at the end. dry_run: everything but the writes, so the same files
+    fail with the same messages. done, if given, gets the names done (or,
+    in a dry run, that would be).
     """
-    done = 0
+    if done is None:
+        done = []
     progress = Progress(len(todo), sys.stderr)
     if not todo:
         return 0
@@ -104,7 +140,7 @@ def reencrypt(ctx: Context, todo: list[tuple[str, bytes]], failed: list[str]) ->
     def rekey_one(item: tuple[str, bytes]) -> bytes:
         name, data = item
         source = display_path(rules.file_for(name))
-        return ciphertext_for(rules, name, crypto.decrypt(data, identities, source))
+        return ciphertext_for(rules, name, _decrypt_for_rekey(data, identities, name, source))
 
     workers = pool.workers_for(len(todo), FILES_PER_WORKER, identities)
     try:
@@ -112,6 +148,8 @@ def reencrypt(ctx: Context, todo: list[tuple[str, bytes]], failed: list[str]) ->
             for i, ((name, _), result) in enumerate(zip(todo, results, strict=True), 1):
                 if isinstance(result, NixsealError):
                     failed.append(str(result))
+                elif dry_run:
+                    done.append(name)
                 else:
                     try:
                         store_ciphertext(
@@ -120,13 +158,14 @@ def reencrypt(ctx: Context, todo: list[tuple[str, bytes]], failed: list[str]) ->
                     except NixsealError as err:  # names the file and the cause
                         failed.append(str(err))
                     else:
-                        done += 1
+                        done.append(name)
                 progress.update(i)
     finally:
-        # Whatever was re-encrypted before an error or Ctrl-C stays recorded.
-        os.sync()
-        ctx.state.save()
-    return done
+        if not dry_run:
+            # Whatever was re-encrypted before an error or Ctrl-C stays recorded.
+            os.sync()
+            ctx.state.save()
+    return len(done)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,17 +180,19 @@ def run(args: argparse.Namespace) -> int:
             f"nothing to rekey (create it: nixseal edit {name})",
             file=sys.stderr,
         )
+    done: list[str] = []
+    reencrypt(ctx, p.todo, p.failed, dry_run=args.dry_run, done=done)
     if args.dry_run:
-        for name, _ in p.todo:
+        # stdout: the names a real run would re-encrypt, for scripts.
+        for name in done:
             print(name)
-        return 0
-    done = reencrypt(ctx, p.todo, p.failed)
+    skipped = "would be skipped" if args.dry_run else "skipped"
     for msg in p.failed:
-        print(f"nixseal rekey: error: {msg}; skipped", file=sys.stderr)
-    summary = f"rekeyed {done} of {len(names)} secrets"
+        print(f"nixseal rekey: error: {msg}; {skipped}", file=sys.stderr)
+    summary = f"{'would rekey' if args.dry_run else 'rekeyed'} {len(done)} of {len(names)} secrets"
     if p.fresh:
         summary += f", {len(p.fresh)} already up to date"
     if p.failed:
-        summary += f", {len(p.failed)} failed"
+        summary += f", {len(p.failed)} {'would fail' if args.dry_run else 'failed'}"
     print(summary, file=sys.stderr)
     return 1 if p.failed else 0

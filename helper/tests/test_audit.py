@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from _admin import Repo, make_repo
 
+from nixseal import crypto
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
     "GIT_AUTHOR_EMAIL": "t@example.org",
@@ -119,3 +121,39 @@ def test_last_change_from_git_and_age_fallback(repo: Repo) -> None:
 def test_outside_git_last_change_is_unknown(repo: Repo) -> None:
     doc = json.loads(repo.run("audit", "--json").out)
     assert all(s["last_change"] is None for s in doc["secrets"])
+
+
+def _replace_with_another_tool(repo: Repo, name: str) -> None:
+    """Re-encrypt name.age to the same readers, as agenix or age would: no state record."""
+    keys = [repo.admin.public, repo.hosts["web1"].public]
+    recipients = [crypto.parse_recipient(k, "t") for k in keys]
+    repo.age_file(name).write_bytes(crypto.encrypt(b"someone else's value", recipients))
+
+
+def test_recorded_rotation_is_not_vouched_for_a_file_replaced_by_another_tool(
+    repo: Repo,
+) -> None:
+    set_rotated(repo, "db", "2020-01-01T00:00:00Z")
+    _replace_with_another_tool(repo, "db")
+    r = repo.run("audit")
+    lines = {line.split()[0]: line for line in r.text.splitlines() if line}
+    assert "2020-01-01" not in lines["db"]
+    assert "(replaced)" in lines["db"]
+    assert "secrets/db.age was replaced outside nixseal" in lines["db"]
+    assert "value is" not in lines["db"]  # no age claimed, so no overdue claim either
+    assert "(replaced) = file replaced outside nixseal" in r.text
+    assert "(replaced)" not in lines["old"] and "(replaced)" not in lines["tls"]
+    r = repo.run("audit", "--json", "--strict")
+    assert r.code == 1
+    db = {s["name"]: s for s in json.loads(r.out)["secrets"]}["db"]
+    assert db["age_basis"] == "replaced"
+    assert db["rotated"] is None and db["age_days"] is None and db["overdue"] is False
+    assert any("replaced outside nixseal" in f for f in db["findings"])
+
+
+def test_nixseal_reencrypting_keeps_the_recorded_rotation(repo: Repo) -> None:
+    set_rotated(repo, "db", "2020-01-01T00:00:00Z")
+    assert repo.run("rekey", "--force").code == 0  # new file, same value: time still holds
+    db = {s["name"]: s for s in json.loads(repo.run("audit", "--json").out)["secrets"]}["db"]
+    assert db["age_basis"] == "recorded" and db["rotated"].startswith("2020-01-01")
+    assert db["overdue"] is True

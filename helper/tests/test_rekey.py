@@ -74,7 +74,8 @@ def test_new_admin_key_detected_through_state_and_added(repo: Repo, tmp_path: Pa
     assert run_cli("-i", str(bob.path), "decrypt", "b", cwd=repo.root).out == b"value b"
 
 
-def test_undecryptable_files_are_skipped_and_the_rest_proceed(repo: Repo, tmp_path: Path) -> None:
+def _break_three_of_four(repo: Repo, tmp_path: Path) -> None:
+    """a: not encrypted to the admin, b: truncated, c: not an age file; all four stale."""
     stranger = make_age_key(tmp_path, "stranger.txt")
     repo.age_file("a").write_bytes(
         crypto.encrypt(b"foreign", [crypto.parse_recipient(stranger.public, "t")])
@@ -86,9 +87,21 @@ def test_undecryptable_files_are_skipped_and_the_rest_proceed(repo: Repo, tmp_pa
     repo.encrypt("d", b"value d")
     repo.host("web2")
     repo.write_rules({n: ["web1", "web2"] for n in "abcd"})
+
+
+NOT_YOURS = (
+    "nixseal rekey: error: secrets/a.age: no identity matches: this file is not encrypted "
+    "to your key; ask an admin whose key it is encrypted to, or re-create it with "
+    "`nixseal encrypt a`; skipped"
+)
+
+
+def test_undecryptable_files_are_skipped_and_the_rest_proceed(repo: Repo, tmp_path: Path) -> None:
+    _break_three_of_four(repo, tmp_path)
     r = repo.run("rekey")
     assert r.code == 1
-    assert "secrets/a.age: no identity matches" in r.err
+    assert NOT_YOURS in r.err.splitlines()
+    assert "rekey needed" not in r.err  # rekey cannot fix a file the admin cannot read
     assert "secrets/b.age: truncated or corrupt" in r.err
     assert "secrets/c.age: not an age file" in r.err
     assert "rekeyed 1 of 4 secrets, 3 failed" in r.err
@@ -97,6 +110,35 @@ def test_undecryptable_files_are_skipped_and_the_rest_proceed(repo: Repo, tmp_pa
         ssh_key_tag(repo.hosts["web2"].public)
         in parse_header(repo.age_file("d").read_bytes(), "d").ssh_tags
     )
+
+
+def test_dry_run_reports_what_would_fail_and_writes_nothing(repo: Repo, tmp_path: Path) -> None:
+    _break_three_of_four(repo, tmp_path)
+    files = {n: repo.age_file(n).read_bytes() for n in "abcd"}
+    state = (repo.secrets / "secrets.state.json").read_bytes()
+    dry = repo.run("rekey", "--dry-run")
+    assert dry.code == 1
+    assert dry.out == b"d\n"  # only what a real run would re-encrypt
+    errors = [line for line in dry.err.splitlines() if line.startswith("nixseal rekey: error:")]
+    assert len(errors) == 3
+    assert NOT_YOURS.replace("; skipped", "; would be skipped") in errors
+    assert any("secrets/b.age: truncated or corrupt" in line for line in errors)
+    assert any("secrets/c.age: not an age file" in line for line in errors)
+    assert "would rekey 1 of 4 secrets, 3 would fail" in dry.err
+    assert {n: repo.age_file(n).read_bytes() for n in "abcd"} == files
+    assert (repo.secrets / "secrets.state.json").read_bytes() == state
+    real = repo.run("rekey")
+    # The real run fails the same files with the same messages.
+    real_errors = [line for line in real.err.splitlines() if line.startswith("nixseal rekey:")]
+    assert real_errors == [e.replace("; would be skipped", "; skipped") for e in errors]
+
+
+def test_dry_run_with_nothing_broken_exits_0(repo: Repo) -> None:
+    repo.host("web2")
+    repo.write_rules({"a": ["web1", "web2"], "b": ["web1"], "c": []})
+    r = repo.run("rekey", "-n")
+    assert r.code == 0 and r.out == b"a\n"
+    assert "would rekey 1 of 3 secrets, 2 already up to date" in r.err
 
 
 def test_progress_on_stderr_for_many_files(tmp_path: Path) -> None:
@@ -138,6 +180,12 @@ def test_many_files_are_rekeyed_by_workers_with_failures_named(
     repo.age_file("s13").write_bytes(repo.age_file("s13").read_bytes()[:-30])
     repo.host("web2")
     repo.write_rules({n: ["web1", "web2"] for n in names})
+    before = {n: repo.age_file(n).read_bytes() for n in names}
+    dry = repo.run("rekey", "--dry-run")
+    assert dry.code == 1
+    assert dry.out.decode().split() == [n for n in names if n != "s13"]
+    assert "secrets/s13.age: truncated or corrupt" in dry.err
+    assert {n: repo.age_file(n).read_bytes() for n in names} == before
     r = repo.run("rekey")
     assert r.code == 1
     assert "secrets/s13.age: truncated or corrupt" in r.err
