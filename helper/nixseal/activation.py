@@ -121,9 +121,7 @@ class Activation:
             # Before _prepare: its warnings must say they come from a dry run.
             self.log = self.log.bind(dry_run=True)
         out = self._prepare()
-        log = self.log.bind(generation=out.generation)
-        if self.dry_run:
-            log = log.bind(dry_run=True)
+        log = self.log.bind(generation=out.generation)  # dry_run is bound above
         entries = self._build(out, log)
         if not self.dry_run:
             self._commit(out, entries, log)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,20 +34,24 @@ _UNIT = re.compile(
     r"(service|socket|device|mount|automount|swap|target|path|timer|scope|slice)"
 )
 
-_TOP_KEYS = {
-    "version",
-    "mountPoint",
-    "symlinkPath",
-    "keepGenerations",
-    "useTmpfs",
-    "identityPaths",
-    "userMode",
-    "secrets",
-    "templates",
-    "placeholders",
-    "restartListPath",
-    "reloadListPath",
-}
+# The manifest's top-level fields (DESIGN.md, Manifest v1); the NixOS module
+# must write exactly these.
+TOP_KEYS = frozenset(
+    {
+        "version",
+        "mountPoint",
+        "symlinkPath",
+        "keepGenerations",
+        "useTmpfs",
+        "identityPaths",
+        "userMode",
+        "secrets",
+        "templates",
+        "placeholders",
+        "restartListPath",
+        "reloadListPath",
+    }
+)
 _ENTRY_KEYS = {"name", "path", "mode", "owner", "group", "restartUnits", "reloadUnits"}
 _SECRET_KEYS = _ENTRY_KEYS | {"file"}
 _TEMPLATE_KEYS = _ENTRY_KEYS | {"content"}
@@ -192,7 +196,7 @@ class _Parser:
     user_mode = False
 
     def manifest(self, doc: Any) -> Manifest:
-        obj = _object(doc, "manifest", _TOP_KEYS)
+        obj = _object(doc, "manifest", TOP_KEYS)
         if "version" not in obj:
             raise ManifestError("version: missing (expected 1)")
         version = obj["version"]
@@ -364,7 +368,7 @@ def _check_layout(m: Manifest) -> None:
                 )
 
 
-def _object(value: Any, where: str, allowed: set[str] | None) -> dict[str, Any]:
+def _object(value: Any, where: str, allowed: Set[str] | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ManifestError(f"{where}: expected an object, got {_kind(value)}")
     if allowed is not None:

@@ -23,6 +23,7 @@ from conftest import REPO_ROOT, SshKey, make_ssh_key, needs_nix, needs_root
 
 from nixseal import crypto
 from nixseal import manifest as manifest_mod
+from nixseal.manifest import TOP_KEYS
 
 pytestmark = needs_nix
 
@@ -53,20 +54,8 @@ def test_manifest_defaults_and_sshd_host_keys_as_identities() -> None:
     assert m["identityPaths"] == ["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"]
     assert m["restartListPath"] is None
     assert m["reloadListPath"] is None
-    assert set(m) == {
-        "version",
-        "mountPoint",
-        "symlinkPath",
-        "keepGenerations",
-        "useTmpfs",
-        "identityPaths",
-        "userMode",
-        "secrets",
-        "templates",
-        "placeholders",
-        "restartListPath",
-        "reloadListPath",
-    }
+    # Exactly the fields the helper's manifest parser accepts.
+    assert set(m) == TOP_KEYS
 
 
 def test_secret_entry_defaults_and_primary_group() -> None:
