@@ -1,17 +1,28 @@
 # lib.nixosSystem of the stand-in nixpkgs: the harness's evaluation, plus
-# the options of a whole machine that nixseal's stubs leave out.
+# the options of a whole machine that nixseal's stubs leave out, and the
+# services the documentation's examples enable.
 { harness, nixosExtra }:
-{ modules ? [ ], specialArgs ? { }, ... }:
 let
-  evaluated = harness.evalHost {
-    modules = [ nixosExtra ] ++ modules;
-    withNixseal = false;
-    pkgs = null;
-    inherit specialArgs;
-  };
+  nixosSystem =
+    { modules ? [ ], specialArgs ? { }, ... }@args:
+    let
+      evaluated = harness.evalHost {
+        modules = [
+          nixosExtra
+          ./nixos-services.nix
+        ]
+        ++ modules;
+        withNixseal = false;
+        pkgs = null;
+        inherit specialArgs;
+      };
+    in
+    {
+      inherit (evaluated) config options;
+      inherit (evaluated.config._module.args) pkgs;
+      _type = "configuration";
+      extendModules =
+        { modules ? [ ], ... }: nixosSystem (args // { modules = (args.modules or [ ]) ++ modules; });
+    };
 in
-{
-  inherit (evaluated) config options;
-  inherit (evaluated.config._module.args) pkgs;
-  _type = "configuration";
-}
+nixosSystem

@@ -1,0 +1,226 @@
+"""The scratch hosts behind the documentation's stand-ins.
+
+A host is a directory under $DOC_HOSTS holding the parts of its root that
+nixseal touches: /etc/ssh (a real host key, made on first use), /etc/passwd
+and /etc/group (from the evaluated users.users and users.groups), and /run.
+Commands "on the host" run in a private mount namespace where those are
+bound over the real ones, so nixseal runs exactly as on a NixOS host, only
+with --no-mount (a ramfs mounted there would vanish with the namespace).
+Needs root and unshare, like the tests that use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HOSTS = Path(os.environ["DOC_HOSTS"])
+NIXPKGS = os.environ["DOC_NIXPKGS"]
+NIXSEAL = os.environ["DOC_NIXSEAL"]
+MODULES = Path(os.environ["DOC_MODULES"])
+# NixOS's own fixed ids (nixos/modules/misc/ids.nix) for the groups that matter here.
+FIXED_GIDS = {"root": 0, "keys": 96, "users": 100, "nogroup": 65534}
+
+
+def root(host: str) -> Path:
+    r = HOSTS / host
+    ssh = r / "etc/ssh"
+    # Both keys a NixOS host with sshd has (services.openssh.hostKeys).
+    for kind, extra in (("ed25519", []), ("rsa", ["-b", "2048"])):
+        key = ssh / f"ssh_host_{kind}_key"
+        if not key.exists():
+            ssh.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    kind,
+                    *extra,
+                    "-N",
+                    "",
+                    "-C",
+                    f"root@{host}",
+                    "-f",
+                    str(key),
+                ],
+                check=True,
+            )
+    (r / "run/systemd/system").mkdir(parents=True, exist_ok=True)
+    for name in ("passwd", "group"):
+        if not (r / "etc" / name).exists():
+            (r / "etc" / name).write_text(
+                "root:x:0:0::/root:/bin/sh\n" if name == "passwd" else "root:x:0:\n"
+            )
+    return r
+
+
+def host_key(host: str) -> str:
+    return (root(host) / "etc/ssh/ssh_host_ed25519_key.pub").read_text().strip()
+
+
+def on_host(host: str, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """argv run as root on host: its /run, /etc/passwd, /etc/group, /etc/ssh."""
+    r = root(host)
+    binds = [("run", "/run"), ("etc/passwd", "/etc/passwd"), ("etc/group", "/etc/group")]
+    if Path("/etc/ssh").is_dir():
+        binds.append(("etc/ssh", "/etc/ssh"))
+    mounts = " && ".join(f"mount --bind {shlex.quote(str(r / s))} {d}" for s, d in binds)
+    env = dict(os.environ, DOC_HOST=host)
+    return subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f'{mounts} && exec "$@"',
+            "sh",
+            *argv,
+        ],
+        env=env,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+def nix_eval(installable: str, apply: str) -> Any:
+    argv = [
+        *("nix", "eval", "--json", "--impure", "--no-write-lock-file"),
+        *("--override-input", "nixpkgs", f"path:{NIXPKGS}"),
+        *("--override-input", "nixseal", f"path:{NIXSEAL}"),
+        *("--override-input", "nixseal/nixpkgs", f"path:{NIXPKGS}"),
+        installable,
+        *("--apply", apply),
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("warning: Git tree")]
+        sys.stderr.write("\n".join(lines) + "\n")
+        raise SystemExit(1)
+    return json.loads(proc.stdout)
+
+
+def extra_modules(host: str) -> str:
+    files = sorted((MODULES / host).glob("*.nix")) if (MODULES / host).is_dir() else []
+    return "[ " + " ".join(f"(import {json.dumps(str(f))})" for f in files) + " ]"
+
+
+# Applied to an evaluated NixOS configuration `e`: what activating it needs.
+SUMMARY = """{
+  manifest = e.config.nixseal.manifest;
+  manifestForUsers = e.config.nixseal.manifestForUsers or null;
+  failed = map (a: a.message) (builtins.filter (a: !a.assertion) e.config.assertions);
+  warnings = e.config.warnings;
+  check = e.config.system.build.nixsealManifest.buildCommand or null;
+  checkForUsers = e.config.system.build.nixsealManifestForUsers.buildCommand or null;
+  users = builtins.mapAttrs (_: u: { inherit (u) name uid group isNormalUser; }) e.config.users.users;
+  groups = builtins.mapAttrs (_: g: { inherit (g) name gid; }) e.config.users.groups;
+}"""
+
+
+def _ids(host: str, data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """passwd and group lines; ids stay stable across deploys, as NixOS keeps them."""
+    idfile = HOSTS / f"{host}.ids.json"
+    ids = json.loads(idfile.read_text()) if idfile.exists() else {"uid": {}, "gid": {}}
+
+    def pick(kind: str, name: str, fixed: int | None, normal: bool) -> int:
+        if fixed is not None:
+            return fixed
+        table = ids[kind]
+        if name not in table:
+            used = set(table.values())
+            n = 1000 if normal else 999
+            while n in used:
+                n += 1 if normal else -1
+            table[name] = n
+        return int(table[name])
+
+    groups = {g["name"]: g.get("gid") for g in data["groups"].values()}
+    for name, gid in FIXED_GIDS.items():
+        groups.setdefault(name, gid)
+    gid_of = {n: pick("gid", n, FIXED_GIDS.get(n, g), False) for n, g in sorted(groups.items())}
+    passwd = ["root:x:0:0::/root:/bin/sh"]
+    for u in sorted(data["users"].values(), key=lambda u: u["name"]):
+        if u["name"] == "root":
+            continue
+        uid = pick("uid", u["name"], u.get("uid"), bool(u.get("isNormalUser")))
+        gid = gid_of.get(u.get("group") or "nogroup", 65534)
+        passwd.append(f"{u['name']}:x:{uid}:{gid}::/var/empty:/bin/sh")
+    group = [f"{n}:x:{g}:" for n, g in sorted(gid_of.items(), key=lambda x: x[1])]
+    idfile.write_text(json.dumps(ids))
+    return passwd, group
+
+
+def _build_check(command: str | None, manifest: Path) -> bool:
+    """The module's build-time check, as the manifest's derivation runs it."""
+    if not command:
+        return True
+    script = re.sub(r"\S*/bin/nixseal\b", "nixseal", command)
+    env = dict(os.environ, manifestPath=str(manifest), out=os.devnull)
+    proc = subprocess.run(
+        ["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode == 0:
+        return True
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    print(
+        f"error: builder for '/nix/store/...-{manifest.name}.drv' failed with exit code {proc.returncode};"
+    )
+    print(f"       last {len(lines)} log lines:")
+    for line in lines:
+        print(f"       > {line}")
+    return False
+
+
+def activate(host: str, data: dict[str, Any]) -> int:
+    """Build the manifests, then install them on the host as its activation does."""
+    for w in data["warnings"]:
+        print(f"evaluation warning: {w}")
+    if data["failed"]:
+        print("error:\nFailed assertions:")
+        for msg in data["failed"]:
+            print(f"- {msg}")
+        return 1
+    r = root(host)
+    passwd, group = _ids(host, data)
+    (r / "etc/passwd").write_text("\n".join(passwd) + "\n")
+    (r / "etc/group").write_text("\n".join(group) + "\n")
+    steps = []
+    for key, check, name in (
+        ("manifestForUsers", "checkForUsers", "nixseal-manifest-for-users.json"),
+        ("manifest", "check", "nixseal-manifest.json"),
+    ):
+        manifest = data[key]
+        if not manifest or not (manifest["secrets"] or manifest.get("templates")):
+            continue
+        if not Path("/etc/ssh").is_dir():  # else on_host binds the host's /etc/ssh there
+            manifest["identityPaths"] = [str(r) + p for p in manifest["identityPaths"]]
+        path = HOSTS / f"{host}-{name}"
+        path.write_text(json.dumps(manifest))
+        if not _build_check(data[check], path):
+            return 1
+        steps.append(path)
+    print("activating the configuration...")
+    status = 0
+    for path in steps:
+        proc = on_host(host, ["nixseal", "install", "--manifest", str(path), "--no-mount"])
+        status = status or proc.returncode
+    restart = r / "run/nixos/activation-restart-list"
+    if restart.exists():
+        units = sorted(set(restart.read_text().split()))
+        restart.unlink()
+        if units:
+            print(f"restarting the following units: {', '.join(units)}")
+    if status:
+        print("warning: error(s) occurred while switching to the new configuration")
+        return 4
+    return 0
