@@ -78,7 +78,7 @@ class Command:
 def parse_page(path: Path) -> list[Block]:
     blocks: list[Block] = []
     lines = path.read_text().splitlines()
-    name = str(path.relative_to(REPO_ROOT))
+    name = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
     i = 0
     while i < len(lines):
         match = FENCE.match(lines[i])
