@@ -51,6 +51,7 @@ python3Packages.buildPythonApplication {
     "tests/test_docs.py"
     "tests/test_examples.py"
     "tests/test_flake.py"
+    "tests/test_troubleshooting.py"
     "tests/test_twins.py"
   ];
   pythonImportsCheck = [

@@ -22,17 +22,48 @@ let
 
   relative = file: lib.removePrefix "${repoRoot}/" (toString file);
 
+  # Module arguments an example may use. Such an example is not a whole
+  # Nix expression on its own, and docs/options.md promises that every
+  # code block is (the documentation tests parse them): it is shown as the
+  # module that sets the option, `<name>` standing for an example name.
+  moduleArgs = [ "config" "lib" "pkgs" "options" ];
+  usedArgs = text: lib.filter (arg: lib.hasInfix "${arg}." text) moduleArgs;
+  asModule = o: text:
+    let
+      attr = lib.replaceStrings [ "<name>" ] [ ''"example"'' ] o.name;
+      body = lib.concatStringsSep "\n  " (lib.splitString "\n" (lib.removeSuffix "\n" text));
+    in
+    "{ ${lib.concatStringsSep ", " (usedArgs text)}, ... }:\n{\n  ${attr} = ${body};\n}";
+
   # literalExpression: Nix code; literalMD: prose. Returned with what
   # follows the item's label: inline text or a code block.
-  render = value:
+  render = o: value:
     if value._type == "literalMD" then
       " ${value.text}"
     else if lib.hasInfix "\n" value.text then
-      "\n\n```nix\n${lib.removeSuffix "\n" value.text}\n```\n"
+      let
+        code = if usedArgs value.text == [ ] then lib.removeSuffix "\n" value.text else asModule o value.text;
+      in
+      "\n\n```nix\n${code}\n```\n"
     else
       " `${value.text}`";
 
-  option = o:
+  # Options of a submodule (`nixseal.secrets.<name>.owner`) carry no file
+  # of their own: they are declared where the submodule option is.
+  declarationsOf = docs: o:
+    if o.declarations != [ ] then
+      o.declarations
+    else
+      let
+        parent = lib.head (lib.splitString ".<name>." o.name);
+        found = lib.filter (p: p.name == parent) docs;
+      in
+      if found == [ ] then [ ] else (lib.head found).declarations;
+
+  option = docs: o:
+    let
+      declarations = declarationsOf docs o;
+    in
     lib.concatStringsSep "\n" (
       [
         "### `${o.name}`"
@@ -41,13 +72,12 @@ let
         ""
         "- Type: ${o.type}"
       ]
-      ++ lib.optional (o ? default) "- Default:${render o.default}"
-      ++ lib.optional (o ? example) "- Example:${render o.example}"
+      ++ lib.optional (o ? default) "- Default:${render o o.default}"
+      ++ lib.optional (o ? example) "- Example:${render o o.example}"
       ++ lib.optional o.readOnly "- Read-only"
-      ++ [
-        "- Declared in: ${lib.concatMapStringsSep ", " (f: "`${relative f}`") o.declarations}"
-        ""
-      ]
+      ++ lib.optional (declarations != [ ])
+        "- Declared in: ${lib.concatMapStringsSep ", " (f: "`${relative f}`") declarations}"
+      ++ [ "" ]
     );
 
   # What the options do not show: when the module installs secrets.
@@ -93,7 +123,7 @@ let
 
     ${intro}
 
-    ${lib.concatMapStringsSep "\n" option docs}'';
+    ${lib.concatMapStringsSep "\n" (option docs) docs}'';
 in
 lib.concatStringsSep "\n" [
   ''

@@ -18,8 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from nixseal import check, drift, header
-from nixseal.errors import CryptoError
+from nixseal import check, drift
 from nixseal.repo import Context, now
 from nixseal.rules import Rules, SecretRule, display_path, format_duration
 from nixseal.state import State
@@ -121,21 +120,6 @@ def _iso(when: datetime.datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
 
-def _replaced(state: State, name: str, data: bytes | None) -> bool:
-    """Was the file replaced since its rotation time was recorded?
-
-    nixseal records the header MAC with every write, so a file whose MAC
-    differs (or whose header no longer parses) was written by something else.
-    """
-    if data is None or state.rotated_at(name) is None:
-        return False
-    try:
-        mac: str | None = header.parse_header(data, name).mac
-    except CryptoError:
-        mac = None
-    return mac is None or mac != state.mac(name)
-
-
 def audit(rules: Rules, state: State, names: list[str]) -> list[dict[str, Any]]:
     inspector = drift.Inspector(rules, state)
     wanted = {f"{n}.age" for n in names}
@@ -148,7 +132,7 @@ def audit(rules: Rules, state: State, names: list[str]) -> list[dict[str, Any]]:
         except OSError:
             data = None  # the inspector reports why
         d = inspector.inspect(n) if data is None else inspector.inspect(n, data)
-        replaced = _replaced(state, n, data)
+        replaced = state.replaced(n, data)
         entries.append(
             audit_one(rules.secrets[n], d, state, changes.get(f"{n}.age"), today, replaced=replaced)
         )

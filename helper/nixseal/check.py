@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from nixseal import drift
-from nixseal.repo import Context
+from nixseal.repo import Context, create_command
 from nixseal.rules import Rules, display_path
 
 
@@ -23,12 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def fix_for(rules: Rules, d: drift.Drift) -> str:
     if d.status == drift.MISSING:
-        rule = rules.secrets[d.name]
-        if rule.generator is not None:
-            return f"nixseal rotate {d.name}"
-        if rule.source is not None:
-            return f"nixseal pull {d.name}"
-        return f"nixseal edit {d.name}"
+        return create_command(rules, d.name)
     if d.status == drift.CORRUPT:
         return f"restore {display_path(d.path)} from git, or re-create it: nixseal edit {d.name}"
     if d.needs_rekey:

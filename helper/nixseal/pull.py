@@ -33,9 +33,11 @@ class CurrentValues:
     with one note, and every value is written.
     """
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, without: str = "writing every value") -> None:
         self.ctx = ctx
         self.usable = True
+        self.without = without  # what the run does when values cannot be compared
+        self.reason = ""
 
     def get(self, name: str) -> bytes | None:
         if not self.usable:
@@ -49,10 +51,8 @@ class CurrentValues:
             identities = self.ctx.identities()
         except NixsealError as err:
             self.usable = False
-            print(
-                f"note: cannot decrypt current values ({err}); writing every value",
-                file=sys.stderr,
-            )
+            self.reason = str(err)
+            print(f"note: cannot decrypt current values ({err}); {self.without}", file=sys.stderr)
             return None
         try:
             return crypto.decrypt(data, identities, display_path(path))

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from nixseal import crypto, drift, pool
 from nixseal.errors import DecryptError, NixsealError
-from nixseal.repo import Context, ciphertext_for, store_ciphertext
+from nixseal.repo import Context, ciphertext_for, create_command, store_ciphertext
 from nixseal.rules import display_path
 
 # Below this many files a run is quick enough not to need progress lines.
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     for name in p.missing:
         print(
             f"warning: {display_path(ctx.rules.file_for(name))} is missing; "
-            f"nothing to rekey (create it: nixseal edit {name})",
+            f"nothing to rekey (create it: {create_command(ctx.rules, name)})",
             file=sys.stderr,
         )
     done: list[str] = []

@@ -100,15 +100,26 @@ def encrypt_secret(
     store_ciphertext(ctx, name, data, new_value=new_value, save=save)
 
 
+def create_command(rules: Rules, name: str) -> str:
+    """The command that gives a secret whose file is missing its value."""
+    rule = rules.secrets.get(name)
+    if rule is not None and rule.generator is not None:
+        return f"nixseal rotate {name}"
+    if rule is not None and rule.source is not None:
+        return f"nixseal pull {name}"
+    return f"nixseal edit {name}"
+
+
 def read_secret_file(ctx: Context, name: str) -> bytes:
     path = ctx.rules.file_for(name)
     try:
         return path.read_bytes()
     except FileNotFoundError as err:
-        raise NixsealError(
-            f"{display_path(path)}: missing; create it with `nixseal edit {name}` "
-            f"or `nixseal encrypt {name}`"
-        ) from err
+        fix = create_command(ctx.rules, name)
+        hint = f"`{fix}`"
+        if fix == f"nixseal edit {name}":  # a value people choose
+            hint += f" or `nixseal encrypt {name}`"
+        raise NixsealError(f"{display_path(path)}: missing; create it with {hint}") from err
     except OSError as err:
         raise NixsealError(f"{display_path(path)}: cannot read: {err.strerror}") from err
 

@@ -59,11 +59,21 @@ def selected(ctx: Context, args: argparse.Namespace) -> list[str]:
         names += [
             n
             for n, r in sorted(rules.secrets.items())
-            if n not in names and is_due(r, ctx.state.rotated_at(n), when)
+            if n not in names and is_due(r, _rotated(ctx, n), when)
         ]
     elif not names:
         raise UsageError("name the secrets to rotate, or pass --due")
     return names
+
+
+def _rotated(ctx: Context, name: str) -> datetime.datetime | None:
+    """When the value was set, if known: a file replaced outside nixseal
+    since then has a value of unknown age, which is due (as audit says)."""
+    try:
+        data: bytes | None = ctx.rules.file_for(name).read_bytes()
+    except OSError:
+        data = None
+    return None if ctx.state.replaced(name, data) else ctx.state.rotated_at(name)
 
 
 def check_plan(rules: Rules, names: list[str], push: bool) -> None:
@@ -100,7 +110,18 @@ def rotate_one(ctx: Context, name: str, push: bool, current: CurrentValues) -> s
         return new.public
     assert rule.source is not None
     value = read_source(rule.source)
-    if current.get(name) == value:
+    old = current.get(name)
+    path = ctx.rules.file_for(name)
+    if old is None and path.exists():
+        # Recording a rotation vouches for a new value: without the old one
+        # to compare, an unchanged 1Password field would pass for rotated.
+        raise NixsealError(
+            f"cannot decrypt {display_path(path)} to compare it with {rule.source}, "
+            "so a rotation cannot be recorded; run rotate with a key that reads it "
+            "(-i or NIXSEAL_IDENTITY), or copy the value without recording a rotation "
+            f"with `nixseal pull {name}`"
+        )
+    if old == value:
         raise NixsealError(
             f"{rule.source} still holds the current value; "
             "change it in 1Password first, then rotate again"
@@ -117,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
     names = selected(ctx, args)
     logger = log.get_logger()
-    current = CurrentValues(ctx)
+    current = CurrentValues(ctx, without="1Password sources cannot be rotated in this run")
     failed: list[str] = []
     skipped: list[str] = []  # needed op after op turned out unusable
     op_unusable = False

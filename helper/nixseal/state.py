@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nixseal import header
 from nixseal.atomic import write_atomic
-from nixseal.errors import RulesError
+from nixseal.errors import CryptoError, RulesError
 from nixseal.rules import Rules, display_path, recipient_id
 
 STATE_VERSION = 1
@@ -96,6 +97,21 @@ class State:
     def mac(self, name: str) -> str | None:
         entry = self.entries.get(name)
         return entry.mac if entry else None
+
+    def replaced(self, name: str, data: bytes | None) -> bool:
+        """Was the file (data) replaced since its rotation time was recorded?
+
+        nixseal records the header MAC with every write, so a file whose MAC
+        differs (or whose header no longer parses) was written by something
+        else, and the recorded time says nothing about its value.
+        """
+        if data is None or self.rotated_at(name) is None:
+            return False
+        try:
+            mac: str | None = header.parse_header(data, name).mac
+        except CryptoError:
+            mac = None
+        return mac is None or mac != self.mac(name)
 
     def rotated_at(self, name: str) -> datetime.datetime | None:
         entry = self.entries.get(name)

@@ -184,7 +184,11 @@ def session_script(blocks: list[Block]) -> tuple[str, list[Command]]:
             modules += 1
             host = block.directive[1] if len(block.directive) == 2 else ""
             if word == "module" and host:
-                out.append(_heredoc(f'"$DOC_MODULES"/{host}/{modules:03d}.nix', block.text, False))
+                # Named after the page too: a page's hosts keep the modules
+                # that getting started gave them.
+                stem = Path(block.page).stem
+                target = f'"$DOC_MODULES"/{host}/{stem}-{modules:03d}.nix'
+                out.append(_heredoc(target, block.text, False))
             else:
                 kind = "home" if word == "home-module" else "nixos"
                 path = f'"$DOC_STATE"/module-{modules:03d}.nix'
@@ -382,7 +386,8 @@ def run_session(page: Path, ws: Workspace, env: dict[str, str], timeout: int = 9
 def _run_in_repo(block: Block, env: dict[str, str]) -> str | None:
     if block.kind != "sh":
         return f"{block.where}: `in-repo` is for ```sh blocks"
-    repo_env = dict(env, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    # TMPDIR: what the commands leave in temporary directories goes with the session.
+    repo_env = dict(env, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", TMPDIR=env["DOC_STATE"])
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block.text],
         cwd=REPO_ROOT,

@@ -108,3 +108,11 @@ def test_reader_leaving_early_is_a_failure_not_a_short_success(repo: Repo) -> No
     proc.stdout.close()
     assert proc.wait(timeout=30) == 1
     assert proc.stderr.read() == b""  # like other tools at a closed pipe: no noise
+
+
+def test_missing_generated_file_names_rotate(repo: Repo) -> None:
+    with repo.rules.open("a") as f:
+        f.write('[secrets.gen]\ngenerator = "password"\n')
+    r = repo.run("decrypt", "gen")
+    assert r.code == 1
+    assert "secrets/gen.age: missing; create it with `nixseal rotate gen`" in r.err

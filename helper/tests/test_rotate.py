@@ -9,8 +9,9 @@ import secrets
 from pathlib import Path
 
 import pytest
-from _admin import Repo, make_repo
+from _admin import Repo, make_repo, run_cli
 from _fakeop import FakeOp, files_containing, install, private_tmpdir, write_rules
+from conftest import make_age_key
 
 from nixseal import crypto, generators
 from nixseal.state import state_path
@@ -152,6 +153,38 @@ def test_rotate_source_secret(repo: Repo, fake: FakeOp) -> None:
     fake.save(data)
     assert repo.run("rotate", "upstream").code == 0
     assert repo.decrypt("upstream") == b"rotated-upstream"
+
+
+def test_source_rotation_needs_a_key_that_reads_the_current_file(
+    repo: Repo, fake: FakeOp, tmp_path: Path
+) -> None:
+    """Without the old value to compare, an unchanged 1Password field would
+    be recorded as a rotation that never happened."""
+    assert repo.run("rotate", "upstream").code == 0
+    t1 = rotated_at(repo, "upstream")
+    before = repo.age_file("upstream").read_bytes()
+    stranger = make_age_key(tmp_path, "stranger.txt")
+    r = run_cli("-i", str(stranger.path), "rotate", "upstream", cwd=repo.root)
+    assert r.code == 1
+    assert (
+        "cannot decrypt secrets/upstream.age to compare it with op://Infra/upstream/token" in r.err
+    )
+    assert "nixseal pull upstream" in r.err
+    assert "rotated 0 of 1 secrets, 1 failed" in r.err
+    assert repo.age_file("upstream").read_bytes() == before
+    assert rotated_at(repo, "upstream") == t1
+
+
+def test_due_picks_a_file_replaced_outside_nixseal(repo: Repo) -> None:
+    """audit calls such a value's age unknown; --due must rotate it too."""
+    assert repo.run("rotate", "db").code == 0
+    first = repo.decrypt("db")
+    assert repo.run("rotate", "--due").code == 0  # recorded just now: not due
+    assert repo.decrypt("db") == first
+    recipient = crypto.parse_recipient(repo.admin.public, "test")
+    repo.age_file("db").write_bytes(crypto.encrypt(b"set-by-hand", [recipient]))
+    assert repo.run("rotate", "--due").code == 0
+    assert repo.decrypt("db") not in (first, b"set-by-hand")
 
 
 def test_rotate_without_generator_or_source(repo: Repo) -> None:

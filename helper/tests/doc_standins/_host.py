@@ -115,13 +115,20 @@ def extra_modules(host: str) -> str:
 
 
 # Applied to an evaluated NixOS configuration `e`: what activating it needs.
-SUMMARY = """{
-  manifest = e.config.nixseal.manifest;
-  manifestForUsers = e.config.nixseal.manifestForUsers or null;
+# As NixOS's toplevel does, failed assertions stop it before anything else
+# is evaluated (a declared secret whose file does not exist yet must fail
+# with its assertion, not with Nix's "getting status of ...").
+SUMMARY = """let
   failed = map (a: a.message) (builtins.filter (a: !a.assertion) e.config.assertions);
+  ok = failed == [ ];
+in {
+  inherit failed;
+  manifest = if ok then e.config.nixseal.manifest else null;
+  manifestForUsers = if ok then e.config.nixseal.manifestForUsers or null else null;
   warnings = e.config.warnings;
-  check = e.config.system.build.nixsealManifest.buildCommand or null;
-  checkForUsers = e.config.system.build.nixsealManifestForUsers.buildCommand or null;
+  check = if ok then e.config.system.build.nixsealManifest.buildCommand or null else null;
+  checkForUsers =
+    if ok then e.config.system.build.nixsealManifestForUsers.buildCommand or null else null;
   users = builtins.mapAttrs (_: u: { inherit (u) name uid group isNormalUser; }) e.config.users.users;
   groups = builtins.mapAttrs (_: g: { inherit (g) name gid; }) e.config.users.groups;
 }"""
@@ -204,7 +211,8 @@ def activate(host: str, data: dict[str, Any]) -> int:
             continue
         if not Path("/etc/ssh").is_dir():  # else on_host binds the host's /etc/ssh there
             manifest["identityPaths"] = [str(r) + p for p in manifest["identityPaths"]]
-        path = HOSTS / f"{host}-{name}"
+        path = HOSTS / f"{host}.build" / name
+        path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps(manifest))
         if not _build_check(data[check], path):
             return 1

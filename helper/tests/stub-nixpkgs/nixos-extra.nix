@@ -36,6 +36,10 @@ in
       );
       default = { };
     };
+    users.mutableUsers = mkOption {
+      type = types.bool;
+      default = true;
+    };
     users.users = mkOption {
       type = types.attrsOf (
         types.submodule {
