@@ -110,14 +110,14 @@ def cleanup_on_signals() -> Iterator[None]:
 
 
 def editor_command(file: Path) -> list[str]:
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    var = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
+    editor = os.environ.get(var) or "vi"
     try:
         cmd = shlex.split(editor)
     except ValueError as err:
-        var = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
         raise UsageError(f"${var} {editor!r}: {str(err).lower()}") from err
     if not cmd:
-        raise UsageError("$EDITOR is empty")
+        raise UsageError(f"${var} is empty")
     if Path(cmd[0]).name in ("vi", "vim", "nvim", "gvim"):
         cmd += _VIM_FLAGS
     return [*cmd, str(file)]

@@ -236,3 +236,18 @@ def test_broken_editors_are_one_line_and_change_nothing(
     assert str(shm_dir) not in r.err  # no private path (and no value) in the message
     assert repo.age_file("db").read_bytes() == before
     assert list(shm_dir.iterdir()) == []
+
+
+def test_blank_editor_variable_is_named(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message names the variable that is blank, VISUAL before EDITOR."""
+    repo.encrypt("db", b"kept")
+    monkeypatch.setenv("VISUAL", "   ")
+    r = repo.run("edit", "db")
+    assert r.code == 2
+    assert "$VISUAL is empty" in r.err
+    monkeypatch.delenv("VISUAL")
+    monkeypatch.setenv("EDITOR", " ")
+    r = repo.run("edit", "db")
+    assert r.code == 2
+    assert "$EDITOR is empty" in r.err
+    assert repo.decrypt("db") == b"kept"
