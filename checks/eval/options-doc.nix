@@ -60,6 +60,14 @@ let
       in
       if found == [ ] then [ ] else (lib.head found).declarations;
 
+  # A pattern in a type's description is code: as text, Markdown would
+  # read `[.](service|...)` as a link.
+  typeText = t:
+    let
+      m = builtins.match "(.* matching the pattern )(.*)" t;
+    in
+    if m == null then t else "${lib.head m}`${lib.last m}`";
+
   option = docs: o:
     let
       declarations = declarationsOf docs o;
@@ -70,7 +78,7 @@ let
         ""
         (lib.removeSuffix "\n" o.description)
         ""
-        "- Type: ${o.type}"
+        "- Type: ${typeText o.type}"
       ]
       ++ lib.optional (o ? default) "- Default:${render o o.default}"
       ++ lib.optional (o ? example) "- Example:${render o o.example}"
