@@ -33,7 +33,9 @@ class CurrentValues:
     with one note, and every value is written.
     """
 
-    def __init__(self, ctx: Context, without: str = "writing every value") -> None:
+    def __init__(
+        self, ctx: Context, without: str = "writing every value, keeping the recorded ages"
+    ) -> None:
         self.ctx = ctx
         self.usable = True
         self.without = without  # what the run does when values cannot be compared
@@ -104,11 +106,15 @@ def run(args: argparse.Namespace) -> int:
             assert ref is not None
             try:
                 value = read_source(ref)
-                if current.get(name) == value:
+                old = current.get(name)
+                if old == value:
                     unchanged.append(name)
                     logger.debug("unchanged", secret=name)
                     continue
-                encrypt_secret(ctx, name, value, new_value=True, save=False)
+                # A file that could not be compared may hold this very value:
+                # keep its recorded age rather than vouch for a new one.
+                compared = old is not None or not ctx.rules.file_for(name).exists()
+                encrypt_secret(ctx, name, value, new_value=compared, save=False)
             except NixsealError as err:
                 failed.append(f"{name}: {err}")
                 if is_sign_in_failure(err) and i + 1 < len(names):

@@ -10,19 +10,28 @@ text). A command must exit 0 unless its line ends with `# exits N`.
 An HTML comment right before a fence is a directive (invisible on a
 rendered page); see DIRECTIVES. Blocks of other kinds are not run; ```nix,
 ```toml and ```json blocks must still parse, and no unrun block may hold a
-`$ ` prompt, so that no command escapes the test.
+`$ ` prompt, so that no command escapes the test. A session must reach the
+end of its page.
+
+The links between pages are checked too (broken_links): a relative link
+must name a file of the repository and its #anchor a heading of that file,
+with the anchors GitHub gives headings.
 
 The session's stand-ins for tools that need a NixOS fleet (nixos-rebuild,
-colmena, ssh, ssh-keyscan, op, $EDITOR) live in tests/doc_standins and
-tests/fake_op; docs/architecture.md says what each one does.
+colmena, ssh, ssh-keyscan, nix, sops, systemctl, op, $EDITOR) live in
+tests/doc_standins and tests/fake_op; docs/architecture.md says what each
+one does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +53,13 @@ DIRECTIVES = {
     "skip": "not run, for the reason given",
 }
 RUN_KINDS = {"sh", "console"}
-FENCE = re.compile(r"^( *)(```+)\s*([^\s`]*)\s*$")
+# The info string's first word is the kind; any words after it are ignored.
+FENCE = re.compile(r"^( *)(```+)\s*([^\s`]*)[^`]*$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*doc-test:\s*(.*?)\s*-->\s*$")
+# A comment that looks meant as a directive: one the parser would not see (a
+# typo, or a blank line before the fence) would silently run a block that
+# should be skipped, or leave a file unwritten.
+MEANT_AS_DIRECTIVE = re.compile(r"^\s*<!--\s*doc-test")
 EXITS = re.compile(r"#\s*exits\s+(\d+)\s*$")
 
 
@@ -83,6 +97,13 @@ def parse_page(path: Path) -> list[Block]:
     while i < len(lines):
         match = FENCE.match(lines[i])
         if not match:
+            if MEANT_AS_DIRECTIVE.match(lines[i]) and not (
+                DIRECTIVE.match(lines[i]) and i + 1 < len(lines) and FENCE.match(lines[i + 1])
+            ):
+                raise DocError(
+                    f"{name}:{i + 1}: a doc-test directive is a whole line"
+                    " `<!-- doc-test: WORD ARGS -->` right before a code block"
+                )
             i += 1
             continue
         indent, ticks, kind = len(match.group(1)), match.group(2), match.group(3)
@@ -101,8 +122,23 @@ def parse_page(path: Path) -> list[Block]:
             if word not in DIRECTIVES:
                 raise DocError(f"{name}:{start}: unknown doc-test directive {word!r}")
             directive = (word, rest.strip()) if rest.strip() else (word,)
+            _check_directive(f"{name}:{start + 1}", kind, directive)
         blocks.append(Block(name, start + 1, kind, "\n".join(body) + "\n", directive))
     return blocks
+
+
+def _check_directive(where: str, kind: str, directive: tuple[str, ...]) -> None:
+    word, arg = directive[0], directive[1] if len(directive) > 1 else ""
+    if word in {"file", "append"} and not arg:
+        raise DocError(f"{where}: `{word}` needs a path")
+    if word in {"module", "home-module"} and kind != "nix":
+        raise DocError(f"{where}: `{word}` is for ```nix blocks")
+    if word == "module" and " " in arg:
+        raise DocError(f"{where}: `module` takes one host name")
+    if word in {"home-module", "in-repo"} and arg:
+        raise DocError(f"{where}: `{word}` takes no argument")
+    if word == "in-repo" and kind != "sh":
+        raise DocError(f"{where}: `in-repo` is for ```sh blocks")
 
 
 def commands(block: Block) -> list[Command]:
@@ -156,18 +192,35 @@ def output_matches(expected: tuple[str, ...], actual: str) -> bool:
     return re.fullmatch("".join(parts), text) is not None
 
 
-def _heredoc(path: str, text: str, append: bool) -> str:
-    # Paths come from the page (or from the harness, with variables to expand).
-    target = path
+HEREDOC_END = "__NIXSEAL_DOC_EOF__"
+
+
+def page_path(path: str) -> str:
+    """A page's PATH as one shell word: a leading `~/` is $HOME, nothing else
+    expands (no variables, globs or word splitting)."""
+    if path == "~" or path.startswith("~/"):
+        return '"$HOME"' + shlex.quote(path[1:]) if len(path) > 1 else '"$HOME"'
+    return shlex.quote(path)
+
+
+def _heredoc(target: str, text: str, append: bool, where: str) -> str:
+    """Shell that writes text to target (one shell word), creating its directory."""
+    if HEREDOC_END in text.splitlines():
+        raise DocError(f"{where}: the block holds a line {HEREDOC_END}")
     op = ">>" if append else ">"
     return (
-        f'mkdir -p "$(dirname {target})"\n'
-        f"cat {op} {target} <<'__NIXSEAL_DOC_EOF__'\n{text}__NIXSEAL_DOC_EOF__\n"
+        f'mkdir -p -- "$(dirname -- {target})"\n'
+        f"cat {op} {target} <<'{HEREDOC_END}'\n{text}{HEREDOC_END}\n"
     )
 
 
 def session_script(blocks: list[Block]) -> tuple[str, list[Command]]:
-    """The bash script of a page's session, and the console commands it runs."""
+    """The bash script of a page's session, and the console commands it runs.
+
+    Before each block (and each console command) the script records where it
+    is in $DOC_STATE/at, so that a failure names its block; it records `end`
+    last, so that a session cut short (an `exit 0` on the page) fails too.
+    """
     out = ['set -euo pipefail\n__doc_at() { printf "%s\\n" "$1" > "$DOC_STATE/at"; }\n']
     console: list[Command] = []
     modules = 0
@@ -177,9 +230,8 @@ def session_script(blocks: list[Block]) -> tuple[str, list[Command]]:
             continue
         out.append(f"__doc_at {n}\n")
         if word in {"file", "append"}:
-            if len(block.directive) != 2:
-                raise DocError(f"{block.where}: `{word}` needs a path")
-            out.append(_heredoc(block.directive[1], block.text, word == "append"))
+            target = page_path(block.directive[1])
+            out.append(_heredoc(target, block.text, word == "append", block.where))
         elif word in {"module", "home-module"}:
             modules += 1
             host = block.directive[1] if len(block.directive) == 2 else ""
@@ -187,12 +239,12 @@ def session_script(blocks: list[Block]) -> tuple[str, list[Command]]:
                 # Named after the page too: a page's hosts keep the modules
                 # that getting started gave them.
                 stem = Path(block.page).stem
-                target = f'"$DOC_MODULES"/{host}/{stem}-{modules:03d}.nix'
-                out.append(_heredoc(target, block.text, False))
+                target = f'"$DOC_MODULES"/{shlex.quote(f"{host}/{stem}-{modules:03d}.nix")}'
+                out.append(_heredoc(target, block.text, False, block.where))
             else:
                 kind = "home" if word == "home-module" else "nixos"
                 path = f'"$DOC_STATE"/module-{modules:03d}.nix'
-                out.append(_heredoc(path, block.text, False))
+                out.append(_heredoc(path, block.text, False, block.where))
                 out.append(f"doc-eval-module {kind} {path}\n")
         elif block.kind == "sh":
             out.append(block.text)
@@ -204,6 +256,7 @@ def session_script(blocks: list[Block]) -> tuple[str, list[Command]]:
                     f"__doc_at {n}.{cmd.index}\nset +e\n{{\n{cmd.text}\n}} </dev/null"
                     f' >"$DOC_STATE/out.{k}" 2>&1\necho $? >"$DOC_STATE/rc.{k}"\nset -e\n'
                 )
+    out.append("__doc_at end\n")
     return "".join(out), console
 
 
@@ -275,7 +328,7 @@ class Workspace:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("NIXSEAL_", "OP_", "FAKE_OP", "GIT_", "PYTEST"))
+            if not k.startswith(("NIXSEAL_", "OP_", "FAKE_OP", "GIT_", "PYTEST", "LC_", "XDG_"))
         }
         env.update(
             HOME=str(self.home),
@@ -283,6 +336,14 @@ class Workspace:
             LOGNAME="alice",
             PATH=":".join(path),
             EDITOR=str(STANDINS / "editor"),
+            # The same output on every machine: help text is wrapped at
+            # $COLUMNS, `ls` and `sort` order by locale.
+            COLUMNS="80",
+            LANG="C.UTF-8",
+            # Python's stdout is line-buffered on a terminal but not into a
+            # file: unbuffered, a transcript keeps the order of stdout and
+            # stderr lines that a reader sees.
+            PYTHONUNBUFFERED="1",
             NIX_CONFIG="experimental-features = nix-command flakes\nsubstituters =\n",
             NIXPKGS_LIB=str(NIXPKGS_LIB),
             DOC_STATE=str(self.state),
@@ -343,24 +404,16 @@ def run_session(page: Path, ws: Workspace, env: dict[str, str], timeout: int = 9
     blocks = parse_page(page)
     for block in blocks:
         check_unrun(block)
-    failures = [_run_in_repo(b, env) for b in blocks if b.directive[:1] == ("in-repo",)]
-    if failure := next((f for f in failures if f), None):
-        return Result(failure, "")
+    for block in blocks:
+        if block.directive[:1] == ("in-repo",) and (failure := _run_in_repo(block, env)):
+            return Result(failure, "")
     script, console = session_script(blocks)
-    proc = subprocess.run(
-        ["bash", "-c", script],
-        cwd=ws.cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    log = proc.stdout + proc.stderr
+    returncode, log = _run(["bash", "-c", script], ws.cwd, env, timeout)
+    died_in = None  # the console command the session stopped in, if it did
     for k, cmd in enumerate(console):
         out_file, rc_file = ws.state / f"out.{k}", ws.state / f"rc.{k}"
         if not rc_file.exists():
+            died_in = k
             break
         actual = out_file.read_text(errors="replace")
         rc = int(rc_file.read_text())
@@ -372,32 +425,159 @@ def run_session(page: Path, ws: Workspace, env: dict[str, str], timeout: int = 9
             return Result(
                 f"{where}: output differs\n--- expected\n{shown}\n--- actual\n{actual}", log
             )
-    if proc.returncode != 0:
-        at = (ws.state / "at").read_text().strip() if (ws.state / "at").exists() else "0"
-        block = blocks[int(at.split(".")[0])]
-        return Result(
-            f"{block.where}: the ```{block.kind} block failed (exit {proc.returncode})\n"
-            f"{block.text}\n--- session output (tail)\n{log[-4000:]}",
-            log,
-        )
-    return Result(None, log)
+    at = (ws.state / "at").read_text().strip() if (ws.state / "at").exists() else "0"
+    if returncode == 0 and at == "end":
+        return Result(None, log)
+    block = blocks[int(at.split(".")[0])] if at != "end" else blocks[-1]
+    if returncode is None:
+        what = f"timed out after {timeout} s"
+    elif returncode == 0:
+        what = "ended the session early (exit 0): the blocks after it did not run"
+    else:
+        what = f"failed (exit {returncode})"
+    report = f"{block.where}: the ```{block.kind} block {what}\n{block.text}"
+    if "." in at and died_in is not None and (ws.state / f"out.{died_in}").exists():
+        # The console command itself stopped the shell (`exit`, an unset
+        # variable under `set -u`): what it printed went to its output file.
+        cmd = console[died_in]
+        output = (ws.state / f"out.{died_in}").read_text(errors="replace")
+        report += f"--- output of `{cmd.text}`\n{output}"
+    return Result(f"{report}--- session output (tail)\n{log[-4000:]}", log)
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: int) -> tuple[int | None, str]:
+    """Exit status (None on timeout) and output of argv, in a process group of
+    its own, so that a timeout also ends what it started (a stuck tool)."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):  # all of it ended meanwhile
+            os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        return None, output
+    return proc.returncode, output
 
 
 def _run_in_repo(block: Block, env: dict[str, str]) -> str | None:
-    if block.kind != "sh":
-        return f"{block.where}: `in-repo` is for ```sh blocks"
     # TMPDIR: what the commands leave in temporary directories goes with the session.
     repo_env = dict(env, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", TMPDIR=env["DOC_STATE"])
-    proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.text],
-        cwd=REPO_ROOT,
-        env=repo_env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    argv = ["bash", "-euo", "pipefail", "-c", block.text]
+    returncode, output = _run(argv, REPO_ROOT, repo_env, 600)
+    if returncode == 0:
+        return None
+    what = "timed out after 600 s" if returncode is None else f"failed (exit {returncode})"
+    return f"{block.where}: the in-repo block {what}\n{block.text}--- output\n{output}"
+
+
+# -- links between pages ------------------------------------------------------------
+
+OPEN_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+ATX_HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
+# The target of an inline link or image, wherever its text began (it may
+# start on an earlier line): ](target) or ](<target> "title").
+LINK_TARGET = re.compile(r"\]\(\s*(?:<([^>\n]*)>|([^\s)]*))(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
+LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*<?([^\s>]+)>?", re.MULTILINE)
+EXTERNAL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # https:, mailto:, ...
+
+
+def prose(path: Path) -> list[str]:
+    """The page's lines, with those of fenced code blocks blanked out (line numbers kept)."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in path.read_text().splitlines():
+        match = OPEN_FENCE.match(line)
+        if fence is None and match:
+            fence = match.group(1)
+            out.append("")
+        elif fence is not None:
+            closing = line.strip()
+            if closing.startswith(fence) and set(closing) == {fence[0]}:
+                fence = None
+            out.append("")
+        else:
+            out.append(line)
+    return out
+
+
+def _blank_code_spans(text: str) -> str:
+    """Code spans replaced by spaces, newlines kept: nothing in them is a link."""
+    paragraphs = re.split(r"(\n[ \t]*\n)", text)
+    return "".join(
+        CODE_SPAN.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), p) for p in paragraphs
     )
-    if proc.returncode != 0:
-        return f"{block.where}: in-repo block failed (exit {proc.returncode})\n{block.text}\n{proc.stdout}{proc.stderr}"
-    return None
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: its text as rendered, lower-cased,
+    with all punctuation but `-` and `_` dropped and each space a `-`."""
+    text = ""
+    for n, part in enumerate(re.split(r"((?<!`)`+(?!`).*?(?<!`)`+(?!`))", heading)):
+        if n % 2:  # a code span: its content, as is
+            text += part.strip("`").strip()
+            continue
+        plain = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", part)  # a link: its text
+        plain = re.sub(r"<[^>]+>", "", plain)  # inline HTML
+        plain = re.sub(r"(?<!\w)_+|_+(?!\w)", "", plain)  # _emphasis_, not snake_case
+        text += re.sub(r"\\(.)", r"\1", plain)
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """The heading anchors of a page; a repeated slug gets -1, -2, ..."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for line in prose(path):
+        match = ATX_HEADING.match(line)
+        if not match:
+            continue
+        slug = github_slug(match.group(1) or "")
+        if slug in seen:
+            seen[slug] += 1
+            slug = f"{slug}-{seen[slug]}"
+        else:
+            seen[slug] = 0
+        found.add(slug)
+    return found
+
+
+def links(path: Path) -> list[tuple[int, str]]:
+    """(line, target) of every link and image of a page, outside code."""
+    text = _blank_code_spans("\n".join(prose(path)))
+    found = [
+        (m.start(), m.group(1) if m.group(1) is not None else m.group(2))
+        for m in LINK_TARGET.finditer(text)
+    ]
+    found += [(m.start(), m.group(1)) for m in LINK_DEFINITION.finditer(text)]
+    return [(text.count("\n", 0, at) + 1, target) for at, target in sorted(found)]
+
+
+def broken_links(path: Path, root: Path = REPO_ROOT) -> list[str]:
+    """The page's relative links whose file, or whose #anchor in it, does not
+    exist. A link must stay inside root (on GitHub, `/x` is root's `x`)."""
+    from urllib.parse import unquote
+
+    name = path.relative_to(root)
+    broken = []
+    for line, target in links(path):
+        if EXTERNAL.match(target):
+            continue
+        file, _, anchor = target.partition("#")
+        base = root if file.startswith("/") else path.parent
+        resolved = (base / unquote(file).lstrip("/")).resolve() if file else path
+        if not resolved.is_relative_to(root) or not resolved.exists():
+            broken.append(f"{name}:{line}: {target}: no such file")
+        elif anchor and resolved.suffix == ".md" and unquote(anchor) not in anchors(resolved):
+            broken.append(f"{name}:{line}: {target}: no heading #{anchor} in {resolved.name}")
+    return broken

@@ -4,27 +4,30 @@ Each page of docs/ and README.md is one terminal session (tests/_docs.py).
 docs/getting-started.md starts from an empty directory; every other page
 starts from where getting started ends (a repository with an admin, two
 hosts, two secrets, both hosts deployed), copied afresh for each page.
+Running pages needs root and Nix; the checks of links, skips and the
+harness itself need neither.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 from _docs import (
+    DocError,
     Shared,
     Workspace,
+    anchors,
+    broken_links,
     copy_workspace,
     fresh_workspace,
+    github_slug,
     parse_page,
     prepare_shared,
     run_session,
 )
 from conftest import REPO_ROOT, needs_nix, needs_root
-
-pytestmark = [needs_nix, needs_root]
 
 GETTING_STARTED = REPO_ROOT / "docs/getting-started.md"
 PAGES = [*sorted(REPO_ROOT.glob("docs/*.md")), REPO_ROOT / "README.md"]
@@ -65,6 +68,8 @@ def _workspace(tmp_path: Path, request: pytest.FixtureRequest) -> Workspace:
     return copy_workspace(fleet_root, tmp_path / "ws")
 
 
+@needs_nix
+@needs_root
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_page_runs(
     page: Path, tmp_path: Path, shared: Shared, request: pytest.FixtureRequest
@@ -94,43 +99,95 @@ def test_every_page_has_commands_that_run() -> None:
     for page in PAGES:
         if page.name in {"options.md", "performance.md"}:
             continue  # generated reference / figures: their blocks parse, nothing to run
-        blocks = parse_page(page)
-        assert any(b.kind in {"sh", "console"} for b in blocks), f"{page.name} runs nothing"
+        runs = [
+            b
+            for b in parse_page(page)
+            if b.kind in {"sh", "console"}
+            and b.directive[:1] not in {("skip",), ("file",), ("append",)}
+        ]
+        assert runs, f"{page.name} runs nothing"
 
 
-LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_links_resolve(page: Path) -> None:
+    """Every relative link names a file that exists, and a heading of it after `#`."""
+    broken = broken_links(page)
+    assert not broken, "broken links:\n" + "\n".join(broken)
 
 
-def _slugs(page: Path) -> set[str]:
-    """Heading anchors as GitHub makes them."""
-    slugs: set[str] = set()
-    seen: dict[str, int] = {}
-    in_fence = False
-    for line in page.read_text().splitlines():
-        if line.lstrip().startswith("```"):
-            in_fence = not in_fence
-        if in_fence or not line.startswith("#"):
-            continue
-        text = line.lstrip("#").strip().lower()
-        slug = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
-        n = seen.get(slug, 0)
-        seen[slug] = n + 1
-        slugs.add(slug if n == 0 else f"{slug}-{n}")
-    return slugs
+def test_links_are_checked_as_github_resolves_them(tmp_path: Path) -> None:
+    assert github_slug("Identities (`-i`)") == "identities--i"
+    assert github_slug("Nix module: assertions, warnings, build-time check") == (
+        "nix-module-assertions-warnings-build-time-check"
+    )
+    assert github_slug("`__main__.py` and _this_ [page](cli.md)") == "__main__py-and-this-page"
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    (tmp_path / "outside.md").write_text("# Outside\n")
+    (repo / "other.md").write_text("# Other\n## Multi-line links\n")
+    page = repo / "docs/page.md"
+    page.write_text(
+        "# Title\n## Notes\n```sh\n# not a heading\n[x](in-a-block.md)\n```\n"
+        "## Notes\n### Notes ##\n\n"
+        "[a](#notes-2) [b](#notes-3) [c](#not-a-heading) [d](../other.md#other)\n"
+        "[e](https://example.org/#y) [f](../../outside.md) `[g](in-code.md)`\n"
+        "[a link\nover two lines](../other.md#multi-line-links) [h](other.md)\n\n"
+        "[ref]: ../other.md#nope\n"
+    )
+    assert anchors(page) == {"title", "notes", "notes-1", "notes-2"}
+    assert broken_links(page, repo) == [
+        "docs/page.md:10: #notes-3: no heading #notes-3 in page.md",
+        "docs/page.md:10: #not-a-heading: no heading #not-a-heading in page.md",
+        "docs/page.md:11: ../../outside.md: no such file",
+        "docs/page.md:13: other.md: no such file",
+        "docs/page.md:15: ../other.md#nope: no heading #nope in other.md",
+    ]
 
 
-def test_links_between_pages_resolve() -> None:
-    broken = []
-    for page in PAGES:
-        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
-        text = re.sub(r"`[^`\n]*`", "", text)  # code spans are not links
-        for target in LINK.findall(text):
-            if re.match(r"[a-z]+:", target):
-                continue  # external
-            path, _, anchor = target.partition("#")
-            dest = (page.parent / path).resolve() if path else page
-            if not dest.exists():
-                broken.append(f"{page.name}: {target} (no such file)")
-            elif anchor and dest.suffix == ".md" and anchor not in _slugs(dest):
-                broken.append(f"{page.name}: {target} (no such heading)")
-    assert not broken, "\n".join(broken)
+def _session(tmp_path: Path, text: str) -> str | None:
+    run = tmp_path / f"run{len(list(tmp_path.iterdir()))}"  # a fresh session each time
+    run.mkdir()
+    page = run / "page.md"
+    page.write_text(text)
+    ws = fresh_workspace(run / "ws")
+    env = ws.env(Shared(run, run), admin_identity=False)
+    return run_session(page, ws, env, timeout=60).failure
+
+
+def test_the_harness_runs_a_page_as_a_reader_would(tmp_path: Path) -> None:
+    """Only bash and coreutils: what the harness itself promises."""
+    page = (
+        "<!-- doc-test: file ~/my notes/a.txt -->\n```text\n$HOME is not expanded\n```\n\n"
+        "```sh\nx=kept\ncd ~\n```\n\n"
+        "```console title\n$ echo $x; cat 'my notes/a.txt'\nkept\n$HOME is not expanded\n"
+        "$ printf 'a b  \\nc\\nd\\n'; ls nothing 2>&1 >/dev/null  # exits 2\na ...\n...\n"
+        "ls: cannot access 'nothing': No such file or directory\n```\n"
+    )
+    assert _session(tmp_path, page) is None
+
+
+def test_the_harness_names_what_failed(tmp_path: Path) -> None:
+    failure = _session(tmp_path, "```console\n$ echo one\ntwo\n```\n")
+    assert failure is not None and "page.md:1 command 1 `echo one`: output differs" in failure
+    failure = _session(tmp_path, "```console\n$ false\n```\n")
+    assert failure is not None and "exit status 1, expected 0" in failure
+    failure = _session(tmp_path, "```sh\ntrue\n```\n\n```sh\nfalse\n```\n")
+    assert failure is not None and "page.md:5: the ```sh block failed (exit 1)\nfalse\n" in failure
+    # A console command that stops the shell: its own output says why.
+    failure = _session(tmp_path, "```console\n$ echo $undefined\n```\n")
+    assert failure is not None and "undefined: unbound variable" in failure
+    # A page that ends its session early fails: the rest of it would never run.
+    failure = _session(tmp_path, "```sh\nexit 0\n```\n\n```sh\nfalse\n```\n")
+    assert failure is not None and "ended the session early" in failure
+
+
+def test_a_misplaced_directive_is_an_error(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    for text in (
+        "<!-- doc-test: skip why -->\n\n```sh\nrm -rf /\n```\n",  # not right before the fence
+        "<!-- doc-test skip why -->\n```sh\nrm -rf /\n```\n",  # no colon
+        "<!-- doc-test: module web1 -->\n```toml\nx = 1\n```\n",  # module of TOML
+    ):
+        page.write_text(text)
+        with pytest.raises(DocError):
+            parse_page(page)

@@ -87,6 +87,29 @@ def test_pull_without_identity_always_writes(
     assert repo.decrypt("smtp") == fake.value("Infra", "smtp", "password").encode()
 
 
+def test_pull_that_cannot_compare_keeps_the_recorded_age(
+    repo: Repo, fake: FakeOp, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The value may be the same as before: recording it as new would make
+    audit and rotate --due call an old value fresh."""
+    assert repo.run("pull").code == 0
+    doc = json.loads(state_path(repo.rules).read_text())
+    doc["secrets"]["smtp"]["rotated"] = "2020-01-01T00:00:00Z"
+    state_path(repo.rules).write_text(json.dumps(doc))
+    monkeypatch.setenv("HOME", str(tmp_path / "nohome"))
+    monkeypatch.delenv("NIXSEAL_IDENTITY", raising=False)
+    r = run_cli("pull", "smtp", cwd=repo.root)
+    assert r.code == 0, r.err
+    assert "keeping the recorded ages" in r.err
+    assert state(repo)["smtp"]["rotated"] == "2020-01-01T00:00:00Z"
+    # Compared and changed: the new value is recorded as new.
+    data = fake.data()
+    data["vaults"][0]["items"][1]["fields"][0]["value"] = "sm-changed"
+    fake.save(data)
+    assert repo.run("pull", "smtp").code == 0
+    assert state(repo)["smtp"]["rotated"] != "2020-01-01T00:00:00Z"
+
+
 def test_named_pull(repo: Repo, fake: FakeOp) -> None:
     r = repo.run("pull", "smtp")
     assert r.code == 0, r.err
