@@ -179,9 +179,7 @@ def render_table(entries: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
     rules = ctx.rules
-    names = list(dict.fromkeys(args.names)) or sorted(rules.secrets)
-    for n in names:
-        rules.secret(n)
+    names = rules.select(args.names)
     entries = audit(rules, ctx.state, names)
     n_findings = sum(len(e["findings"]) for e in entries)
     if args.json:

@@ -62,9 +62,7 @@ def to_json(rules: Rules, d: drift.Drift) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
     rules = ctx.rules
-    names = list(dict.fromkeys(args.names)) or sorted(rules.secrets)
-    for n in names:
-        rules.secret(n)
+    names = rules.select(args.names)
     inspector = drift.Inspector(rules, ctx.state)
     results = inspector.inspect_all(names)
     bad = [d for d in results if d.status != drift.OK]

@@ -104,15 +104,20 @@ def generate_key(path: Path) -> str:
     except OSError as err:
         why = "a file is in the way" if isinstance(err, FileExistsError) else err.strerror
         raise UsageError(f"{path.parent}: cannot create: {why}") from err
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as err:
-        raise UsageError(f"{path}: already exists; not overwritten") from err
-    except OSError as err:
-        raise UsageError(f"{path}: cannot create: {err.strerror}") from err
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(f"# created: {created}\n# public key: {public}\n{secret}\n")
+    _create(path, str(path), 0o600, f"# created: {created}\n# public key: {public}\n{secret}\n")
     return public
+
+
+def _create(path: Path, shown: str, mode: int, text: str) -> None:
+    """Write a new file with mode from the start; never replace one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError as err:
+        raise UsageError(f"{shown}: already exists; not overwritten") from err
+    except OSError as err:
+        raise UsageError(f"{shown}: cannot create: {err.strerror}") from err
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _login_name() -> str:
@@ -180,14 +185,7 @@ def run(args: argparse.Namespace) -> int:
     admins = f"{toml_key(admin)} = {toml_string(key)}\n" if key else '# alice = "age1..."\n'
     text = _TEMPLATE.format(admins=admins)
     parse_rules(text, rules_path.absolute())  # the template must always load
-    try:
-        fd = os.open(rules_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError as err:
-        raise UsageError(f"{display_path(rules_path)}: already exists; not overwritten") from err
-    except OSError as err:
-        raise UsageError(f"{display_path(rules_path)}: cannot create: {err.strerror}") from err
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    _create(rules_path, display_path(rules_path), 0o644, text)
     print(f"created {display_path(rules_path)}")
     if key_path is not None:
         print(f"created admin identity {key_path} (public key {key})")

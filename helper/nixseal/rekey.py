@@ -170,9 +170,7 @@ def reencrypt(
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
-    names = list(dict.fromkeys(args.names)) or sorted(ctx.rules.secrets)
-    for n in names:
-        ctx.rules.secret(n)
+    names = ctx.rules.select(args.names)
     p = plan(ctx, names, args.force)
     for name in p.missing:
         print(

@@ -48,9 +48,7 @@ def is_due(rule: SecretRule, rotated: datetime.datetime | None, when: datetime.d
 
 def selected(ctx: Context, args: argparse.Namespace) -> list[str]:
     rules = ctx.rules
-    names = list(dict.fromkeys(args.names))
-    for n in names:
-        rules.secret(n)
+    names = rules.select(args.names, default_all=False)
     # Named secrets must be able to do all that is asked; those picked by
     # --due are pushed when they have somewhere to go.
     check_plan(rules, names, args.push)

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,14 @@ class Rules:
                 f"add a [secrets.{toml_string(name)}] table to the rules"
             )
         return rule
+
+    def select(self, names: Sequence[str], *, default_all: bool = True) -> list[str]:
+        """Names given on the command line, each checked, without repeats;
+        none given: every secret, sorted (or none, without default_all)."""
+        chosen = list(dict.fromkeys(names))
+        for n in chosen:
+            self.secret(n)
+        return chosen or (sorted(self.secrets) if default_all else [])
 
     def recipients_for(self, name: str) -> tuple[RecipientRef, ...]:
         """Admins, then hosts, then users of a secret; one entry per key."""
