@@ -63,12 +63,7 @@ let
   );
 
   problems =
-    manifestLib.hostileProblems { kind = "nixseal.secrets"; entries = secrets; allowRuntimeDir = true; }
-    ++ manifestLib.hostileProblems { kind = "nixseal.templates"; entries = templates; allowRuntimeDir = true; }
-    ++ manifestLib.duplicatePathProblems (secrets ++ templates)
-    ++ manifestLib.duplicateNameProblems "secrets" secrets
-    ++ manifestLib.duplicateNameProblems "templates" templates
-    ++ manifestLib.templateProblems { kind = "nixseal.templates"; inherit templates; known = manifest.placeholders; }
+    manifestLib.entryProblems { inherit secrets templates; known = manifest.placeholders; allowRuntimeDir = true; }
     ++ ruleProblems;
 in
 {
@@ -88,52 +83,17 @@ in
       default = { };
       description = "Files rendered from text holding placeholders of this user's secrets.";
     };
-    placeholder = mkOption {
-      type = types.attrsOf types.str;
-      readOnly = true;
-      default = lib.mapAttrs (_: s: manifestLib.placeholderFor s.name) cfg.secrets;
-      defaultText = literalMD "a placeholder string for every secret in `nixseal.secrets`";
-      description = "Placeholder strings for templates, by secret name.";
-    };
-    rules = mkOption {
-      type = types.nullOr types.path;
-      default = null;
-      example = literalExpression "./secrets/secrets.toml";
-      description = ''
-        The rules file. When set, a secret's `file` defaults to
-        `<rules dir>/<name>.age`, and the build fails when a declared secret
-        is not given to `nixseal.userName` there.
-      '';
-    };
     userName = mkOption {
       type = types.str;
       default = config.home.username;
       defaultText = literalExpression "config.home.username";
       description = "This user's name in the `[users]` of the rules file.";
     };
-    rulesSecrets = mkOption {
-      type = types.listOf types.str;
-      readOnly = true;
-      default = if rules == null then [ ] else forUser.names;
-      defaultText = literalMD "the secrets the rules file gives `nixseal.userName`";
-      description = "Names of the secrets the rules file gives this user.";
-    };
-    declareRulesSecrets = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Declare every secret the rules file gives this user (`nixseal.rulesSecrets`).";
-    };
     identityPaths = mkOption {
       type = types.listOf types.path;
       default = [ "${config.home.homeDirectory}/.ssh/id_ed25519" ];
       defaultText = literalExpression ''[ "''${config.home.homeDirectory}/.ssh/id_ed25519" ]'';
       description = "The user's private keys (OpenSSH ed25519/rsa or age identity files), tried in order.";
-    };
-    package = mkOption {
-      type = types.package;
-      default = pkgs.nixseal or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's homeManagerModules.nixseal (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
-      defaultText = literalExpression "pkgs.nixseal";
-      description = "The nixseal package whose helper installs the secrets.";
     };
     manifest = mkOption {
       type = types.attrs;
@@ -152,6 +112,13 @@ in
   } // optionsLib.commonSettings {
     mountPointDefault = "%r/secrets.d";
     symlinkPathDefault = "%r/secrets";
+  } // optionsLib.moduleOptions {
+    inherit pkgs;
+    inherit (cfg) secrets;
+    subject = "user";
+    nameOption = "nixseal.userName";
+    rulesNames = if rules == null then [ ] else forUser.names;
+    flakeOutput = "homeManagerModules.nixseal";
   };
 
   config = lib.mkMerge [

@@ -53,7 +53,7 @@ let
     content = templateContent t;
   };
 in
-{
+rec {
   inherit placeholderFor fileString goodName goodPath placeholdersIn;
 
   # settings: mountPoint symlinkPath keepGenerations useTmpfs identityPaths
@@ -112,4 +112,14 @@ in
           (filter (name: !(known ? ${name})) (placeholdersIn (templateContent t)))
         ++ lib.optional ((t.content == null) == (t.file == null)) "${kind}.\"${t.name}\": set exactly one of content and file")
       templates;
+
+  # The checks of secrets and templates both modules make, as messages;
+  # `known`: the placeholders templates may use.
+  entryProblems = { secrets, templates, known, allowRuntimeDir ? false }:
+    hostileProblems { kind = "nixseal.secrets"; entries = secrets; inherit allowRuntimeDir; }
+    ++ hostileProblems { kind = "nixseal.templates"; entries = templates; inherit allowRuntimeDir; }
+    ++ duplicatePathProblems (secrets ++ templates)
+    ++ duplicateNameProblems "secrets" secrets
+    ++ duplicateNameProblems "templates" templates
+    ++ templateProblems { kind = "nixseal.templates"; inherit templates known; };
 }

@@ -2,7 +2,8 @@
 # parts of a secret or template that mean the same in both.
 { lib }:
 let
-  inherit (lib) mkOption types literalExpression;
+  inherit (import ./manifest.nix { inherit lib; }) placeholderFor;
+  inherit (lib) mkOption types literalExpression literalMD;
 in
 rec {
   # Secrets and templates: see ./record.nix for why not types.submodule.
@@ -134,4 +135,54 @@ rec {
         '';
       };
     };
+
+  # The NixOS and home-manager modules' own options that differ only in
+  # whom they are for: `subject` ("host" or "user"), named in the rules by
+  # the option `nameOption`; `rulesNames`: the secrets the rules give it;
+  # `flakeOutput`: the module output that sets `package`.
+  moduleOptions = { pkgs, secrets, subject, nameOption, rulesNames, flakeOutput }:
+    {
+      placeholder = mkOption {
+        type = types.attrsOf types.str;
+        readOnly = true;
+        default = lib.mapAttrs (_: s: placeholderFor s.name) secrets;
+        defaultText = literalMD "a placeholder string for every secret in `nixseal.secrets`";
+        description = "Placeholder strings for templates, by secret name.";
+      };
+      rules = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = literalExpression "./secrets/secrets.toml";
+        description = ''
+          The rules file (`secrets.toml`). When set, a secret's `file`
+          defaults to `<rules dir>/<name>.age`, and the build fails, naming
+          the secret, when a declared secret is not given to this ${subject}
+          (`${nameOption}`) there.
+        '';
+      };
+      rulesSecrets = mkOption {
+        type = types.listOf types.str;
+        readOnly = true;
+        default = rulesNames;
+        defaultText = literalMD "the secrets the rules file gives `${nameOption}`";
+        description = "Names of the secrets the rules file gives this ${subject}.";
+      };
+      declareRulesSecrets = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Declare every secret the rules file gives this ${subject}
+          (`nixseal.rulesSecrets`) with default settings, so that a secret
+          added to the rules reaches the ${subject} without a configuration
+          change.
+        '';
+      };
+      package = mkOption {
+        type = types.package;
+        default = pkgs.nixseal or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's ${flakeOutput} (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
+        defaultText = literalExpression "pkgs.nixseal";
+        description = "The nixseal package whose helper installs the secrets.";
+      };
+    };
+
 }

@@ -162,15 +162,10 @@ let
   );
 
   problems =
-    manifestLib.hostileProblems { kind = "nixseal.secrets"; entries = attrValues cfg.secrets; }
-    ++ manifestLib.hostileProblems { kind = "nixseal.templates"; entries = templates; }
-    ++ manifestLib.duplicatePathProblems (attrValues cfg.secrets ++ templates)
-    ++ manifestLib.duplicateNameProblems "secrets" (attrValues cfg.secrets)
-    ++ manifestLib.duplicateNameProblems "templates" templates
+    manifestLib.entryProblems { secrets = attrValues cfg.secrets; inherit templates; known = manifest.placeholders; }
     ++ ownershipProblems "nixseal.secrets" mainSecrets
     ++ ownershipProblems "nixseal.templates" templates
     ++ forUsersProblems
-    ++ manifestLib.templateProblems { kind = "nixseal.templates"; inherit templates; known = manifest.placeholders; }
     ++ ruleProblems;
 
   anySecrets = cfg.secrets != { } || cfg.templates != { };
@@ -210,48 +205,11 @@ in
       '';
     };
 
-    placeholder = mkOption {
-      type = types.attrsOf types.str;
-      readOnly = true;
-      default = lib.mapAttrs (_: s: manifestLib.placeholderFor s.name) cfg.secrets;
-      defaultText = literalMD "a placeholder string for every secret in `nixseal.secrets`";
-      description = "Placeholder strings for templates, by secret name.";
-    };
-
-    rules = mkOption {
-      type = types.nullOr types.path;
-      default = null;
-      example = literalExpression "./secrets/secrets.toml";
-      description = ''
-        The rules file (`secrets.toml`). When set, a secret's `file`
-        defaults to `<rules dir>/<name>.age`, and the build fails, naming
-        the secret, when a declared secret is not given to this host there.
-      '';
-    };
-
     hostName = mkOption {
       type = types.str;
       default = config.networking.hostName;
       defaultText = literalExpression "config.networking.hostName";
       description = "This machine's name in the `[hosts]` of the rules file.";
-    };
-
-    rulesSecrets = mkOption {
-      type = types.listOf types.str;
-      readOnly = true;
-      default = if rules == null then [ ] else forHost.names;
-      defaultText = literalMD "the secrets the rules file gives `nixseal.hostName`";
-      description = "Names of the secrets the rules file gives this host.";
-    };
-
-    declareRulesSecrets = mkOption {
-      type = types.bool;
-      default = false;
-      description = ''
-        Declare every secret the rules file gives this host
-        (`nixseal.rulesSecrets`) with default settings, so that a secret
-        added to the rules reaches the host without a NixOS change.
-      '';
     };
 
     identityPaths = mkOption {
@@ -290,13 +248,6 @@ in
         Mount a tmpfs instead of a ramfs on `mountPoint`. A ramfs is never
         swapped out; a tmpfs may be, but has a size limit.
       '';
-    };
-
-    package = mkOption {
-      type = types.package;
-      default = pkgs.nixseal or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's nixosModules.nixseal (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
-      defaultText = literalExpression "pkgs.nixseal";
-      description = "The nixseal package whose helper installs the secrets.";
     };
 
     activation = mkOption {
@@ -343,6 +294,13 @@ in
   } // optionsLib.commonSettings {
     mountPointDefault = "/run/secrets.d";
     symlinkPathDefault = "/run/secrets";
+  } // optionsLib.moduleOptions {
+    inherit pkgs;
+    inherit (cfg) secrets;
+    subject = "host";
+    nameOption = "nixseal.hostName";
+    rulesNames = if rules == null then [ ] else forHost.names;
+    flakeOutput = "nixosModules.nixseal";
   };
 
   config = lib.mkMerge [
