@@ -14,15 +14,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _doclinks import anchors, broken_links, github_slug
 from _docs import (
     DocError,
     Shared,
     Workspace,
-    anchors,
-    broken_links,
     copy_workspace,
     fresh_workspace,
-    github_slug,
     parse_page,
     prepare_shared,
     run_session,
