@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _accounts import Accounts
 from _twin import (
     TEST_KEYS,
-    Accounts,
     Namespace,
     Run,
     committed_key,

@@ -20,12 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# The stand-ins run outside pytest; tests/ holds the accounts code they share.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _accounts import Accounts
+
 HOSTS = Path(os.environ["DOC_HOSTS"])
 NIXPKGS = os.environ["DOC_NIXPKGS"]
 NIXSEAL = os.environ["DOC_NIXSEAL"]
 MODULES = Path(os.environ["DOC_MODULES"])
-# NixOS's own fixed ids (nixos/modules/misc/ids.nix) for the groups that matter here.
-FIXED_GIDS = {"root": 0, "keys": 96, "users": 100, "nogroup": 65534}
 
 
 def root(host: str) -> Path:
@@ -129,42 +131,20 @@ in {
   check = if ok then e.config.system.build.nixsealManifest.buildCommand or null else null;
   checkForUsers =
     if ok then e.config.system.build.nixsealManifestForUsers.buildCommand or null else null;
-  users = builtins.mapAttrs (_: u: { inherit (u) name uid group isNormalUser; }) e.config.users.users;
-  groups = builtins.mapAttrs (_: g: { inherit (g) name gid; }) e.config.users.groups;
+  users = builtins.mapAttrs
+    (_: u: { inherit (u) name uid group isNormalUser home extraGroups; }) e.config.users.users;
+  groups = builtins.mapAttrs (_: g: { inherit (g) name gid members; }) e.config.users.groups;
 }"""
 
 
-def _ids(host: str, data: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """passwd and group lines; ids stay stable across deploys, as NixOS keeps them."""
+def _write_accounts(host: str, r: Path, data: dict[str, Any]) -> None:
+    """/etc/passwd and /etc/group from the configuration; ids stay stable
+    across deploys, as NixOS keeps them."""
     idfile = HOSTS / f"{host}.ids.json"
-    ids = json.loads(idfile.read_text()) if idfile.exists() else {"uid": {}, "gid": {}}
-
-    def pick(kind: str, name: str, fixed: int | None, normal: bool) -> int:
-        if fixed is not None:
-            return fixed
-        table = ids[kind]
-        if name not in table:
-            used = set(table.values())
-            n = 1000 if normal else 999
-            while n in used:
-                n += 1 if normal else -1
-            table[name] = n
-        return int(table[name])
-
-    groups = {g["name"]: g.get("gid") for g in data["groups"].values()}
-    for name, gid in FIXED_GIDS.items():
-        groups.setdefault(name, gid)
-    gid_of = {n: pick("gid", n, FIXED_GIDS.get(n, g), False) for n, g in sorted(groups.items())}
-    passwd = ["root:x:0:0::/root:/bin/sh"]
-    for u in sorted(data["users"].values(), key=lambda u: u["name"]):
-        if u["name"] == "root":
-            continue
-        uid = pick("uid", u["name"], u.get("uid"), bool(u.get("isNormalUser")))
-        gid = gid_of.get(u.get("group") or "nogroup", 65534)
-        passwd.append(f"{u['name']}:x:{uid}:{gid}::/var/empty:/bin/sh")
-    group = [f"{n}:x:{g}:" for n, g in sorted(gid_of.items(), key=lambda x: x[1])]
-    idfile.write_text(json.dumps(ids))
-    return passwd, group
+    previous = Accounts(**json.loads(idfile.read_text())) if idfile.exists() else None
+    acc = Accounts.from_config(data["users"], data["groups"], previous)
+    acc.write(r, data["users"], data["groups"])
+    idfile.write_text(json.dumps({"uids": acc.uids, "gids": acc.gids}))
 
 
 def _build_check(command: str | None, manifest: Path) -> bool:
@@ -198,9 +178,7 @@ def activate(host: str, data: dict[str, Any]) -> int:
             print(f"- {msg}")
         return 1
     r = root(host)
-    passwd, group = _ids(host, data)
-    (r / "etc/passwd").write_text("\n".join(passwd) + "\n")
-    (r / "etc/group").write_text("\n".join(group) + "\n")
+    _write_accounts(host, r, data)
     steps = []
     for key, check, name in (
         ("manifestForUsers", "checkForUsers", "nixseal-manifest-for-users.json"),
