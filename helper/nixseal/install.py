@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     with activation.locked():
         out = activation.run()
         log = log.bind(generation=out.generation)
-        counts = {state: len(keys) for state, keys in sorted(out.states.items())}
+        counts = {state: len(keys) for state, keys in sorted(out.states.items()) if keys}
         units = {"restart": list(out.units.restart), "reload": list(out.units.reload)}
         if args.dry_run:
             log = log.bind(dry_run=True)

@@ -155,6 +155,8 @@ def test_a_regular_file_in_the_way_of_a_link_is_kept(scene: Scene) -> None:
     assert r.code == 1
     (failed,) = r.events_named("failed")
     assert "a file is in the way" in failed["reason"] and failed["name"] == "app"
+    (summary,) = r.events_named("install finished")
+    assert summary["failed"] == 1 and summary["installed"] == 1  # app counted once, as failed
     assert (scene.root / "etc/app.conf").read_text() == "mine"
     assert scene.live("other").read_bytes() == b"o"
 
