@@ -145,7 +145,7 @@ class Activation:
             # Also when it exists: a run killed between mkdir (or mount) and
             # chown left it root's, and nothing else would ever fix that.
             gen.ensure_dir_mode(self.mount_point, gen.DIR_MODE, self.keys_gid)
-        previous = gen.current(self.symlink)
+        previous = gen.current(self.symlink, self.mount_point)
         if previous is not None:
             self.old_dir = self.mount_point / str(previous)
             self.record = _valid_record(gen.read_record(self.mount_point, previous))

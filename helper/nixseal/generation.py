@@ -116,13 +116,18 @@ def ensure_mounted(mount_point: Path, use_tmpfs: bool, gid: int) -> bool:
     return True
 
 
-def current(symlink: Path) -> int | None:
-    """The generation symlink points at, or None (first boot, or not ours)."""
+def current(symlink: Path, mount_point: Path) -> int | None:
+    """The generation symlink points at, or None (first boot, or not ours).
+
+    The generation is looked up under mount_point, not through the link:
+    another tool's absolute link (sops-nix: /run/secrets.d/N) must mean the
+    same under --root as on the host.
+    """
     try:
         target = symlink.readlink()
     except OSError:
         return None
-    if not target.name.isdigit() or not symlink.is_dir():
+    if not target.name.isdigit() or not (mount_point / target.name).is_dir():
         return None
     return int(target.name)
 

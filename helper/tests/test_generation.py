@@ -329,3 +329,18 @@ def test_a_custom_path_is_replaced_by_rename_never_removed_first(
     monkeypatch.undo()
     assert str(link) not in removed and str(scene.live()) not in removed
     assert link.read_bytes() == b"k2"
+
+
+def test_another_tools_absolute_link_names_the_previous_generation(scene: Scene) -> None:
+    """sops-nix links /run/secrets -> /run/secrets.d/N absolutely: under --root
+    that generation is found in the mount point, kept, and its files reused."""
+    scene.add("db", b"same")
+    old = scene.root / "run/secrets.d/7"
+    old.mkdir(parents=True)
+    (old / "db").write_bytes(b"same")
+    scene.live().symlink_to("/run/secrets.d/7")
+    r = scene.install()
+    assert r.code == 0, r.err
+    (summary,) = r.events_named("install finished")
+    assert summary["previous"] == 7 and summary.get("unchanged") == 1
+    assert scene.generations() == [7, 8] and scene.current() == 8
