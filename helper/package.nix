@@ -53,6 +53,9 @@ python3Packages.buildPythonApplication {
     "tests/test_flake.py"
     "tests/test_troubleshooting.py"
     "tests/test_twins.py"
+    # a Debian guest under systemd-nspawn: root, and the network to build it
+    "tests/test_boot_graph.py"
+    "tests/test_nspawn.py"
   ];
   pythonImportsCheck = [
     "nixseal"

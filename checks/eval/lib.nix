@@ -43,11 +43,42 @@ rec {
   # (messages), warnings }. `modules`: the host's modules; nixseal's module
   # is included unless `withNixseal = false`. `pkgs`: defaults to the fake
   # pkgs (`pkgsArgs` are passed to it, e.g. { nixsealOutPath = "/x"; }).
-  evalHost = { modules ? [ ], withNixseal ? true, pkgsArgs ? { }, pkgs ? fakePkgs pkgsArgs, specialArgs ? { } }:
+  # `nixosInit = false` leaves out system.nixos-init, as older nixpkgs do.
+  evalHost = { modules ? [ ], withNixseal ? true, nixosInit ? true, pkgsArgs ? { }, pkgs ? fakePkgs pkgsArgs, specialArgs ? { } }:
     evaluate {
-      stubs = ./stubs/nixos.nix;
+      stubs = { imports = [ ./stubs/nixos.nix ] ++ lib.optional nixosInit ./stubs/nixos-init.nix; };
       modules = lib.optional withNixseal nixosModule ++ modules;
       inherit pkgs specialArgs;
+    };
+
+  # What ../../helper/tests/_units.py renders into unit files, from an
+  # evalHost result: the evaluated services and targets, the default PATH
+  # NixOS appends to every service's `path` (lib/systemd-lib.nix,
+  # stage2ServiceConfig), and the text of store files that the units name
+  # but nothing here builds (trigger files, the manifests).
+  unitsOf = r:
+    let
+      inherit (r.config) systemd nixseal;
+      triggers = lib.concatMap (s: builtins.filter (t: builtins.isAttrs t && t ? text) s.restartTriggers) (
+        lib.attrValues systemd.services
+      );
+      build = r.config.system.build;
+    in
+    {
+      inherit (systemd) services targets;
+      defaultPath = map (p: toString r.pkgs.${p}) [ "coreutils" "findutils" "gnugrep" "gnused" "systemd" ];
+      # (attribute names cannot carry a string's store references)
+      storeTexts = lib.listToAttrs (
+        map (e: lib.nameValuePair (builtins.unsafeDiscardStringContext e.path) e.text) (
+          map (t: { path = "${t}"; inherit (t) text; }) triggers
+          ++ [
+            { path = "${build.nixsealManifest}"; text = builtins.toJSON nixseal.manifest; }
+            { path = "${build.nixsealManifestForUsers}"; text = builtins.toJSON nixseal.manifestForUsers; }
+          ]
+        )
+      );
+      userbornPackage = toString r.pkgs.userborn;
+      activationScript = r.config.system.activationScripts.script;
     };
 
   # Evaluate a home-manager configuration. Same arguments and result.

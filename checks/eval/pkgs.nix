@@ -55,9 +55,15 @@ let
 in
 {
   inherit system bash nixseal;
+  stdenv.hostPlatform = lib.systems.elaborate system;
+  stdenv.isLinux = (lib.systems.elaborate system).isLinux;
   runtimeShell = "${bash}/bin/bash";
   coreutils = package "coreutils" "9.5";
+  findutils = package "findutils" "4.10.0";
+  gnugrep = package "gnugrep" "3.11";
+  gnused = package "gnused" "4.9";
   systemd = package "systemd" "257";
+  userborn = package "userborn" "0.4.0";
   util-linux = package "util-linux" "2.40";
 
   runCommand = name: env: buildCommand:

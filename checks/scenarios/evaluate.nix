@@ -5,7 +5,10 @@
 #     --argstr libPath "$NIXPKGS_LIB"
 # With --read-write-mode, the secrets' files are copied into the store,
 # where `nixseal install` reads them as on a real host.
-{ libPath ? builtins.getEnv "NIXPKGS_LIB" }:
+#
+# nixsealOutPath: where the units find the helper (the real-systemd tests
+# pass the path of the helper in their guest); `units` is what they render.
+{ libPath ? builtins.getEnv "NIXPKGS_LIB", nixsealOutPath ? null }:
 let
   harness = import ../eval/lib.nix { lib-path = libPath; };
   inherit (harness) lib;
@@ -15,7 +18,10 @@ let
 
   host = scenario: system:
     let
-      r = harness.evalHost { modules = defs.modulesFor scenario system; };
+      r = harness.evalHost {
+        modules = defs.modulesFor scenario system;
+        pkgsArgs = { inherit nixsealOutPath; };
+      };
       cfg = r.config;
     in
     {
@@ -47,17 +53,24 @@ let
       activationDeps = lib.mapAttrs (_: s: if builtins.isString s then [ ] else s.deps) (
         removeAttrs cfg.system.activationScripts [ "script" ]
       );
+      units = harness.unitsOf r;
       hostKey = (builtins.fromTOML (builtins.readFile cfg.nixseal.rules)).hosts.${cfg.nixseal.hostName}.key;
     };
 
   home = scenario:
     let
-      r = harness.evalHome { modules = defs.homeModulesFor scenario; };
+      r = harness.evalHome {
+        modules = defs.homeModulesFor scenario;
+        pkgsArgs = { inherit nixsealOutPath; };
+      };
     in
     {
       inherit (r) failedAssertions;
       inherit (r.config.nixseal) manifest;
       services = builtins.attrNames r.config.systemd.user.services;
+      userUnits = r.config.systemd.user.services;
+      activation = r.config.home.activation or { };
+      manifestFile = toString r.config.nixseal.manifestFile;
     };
 
   systemsOf = scenario: [ "base" ] ++ builtins.attrNames (scenario.systems or { });

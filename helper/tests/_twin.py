@@ -44,12 +44,17 @@ def load_scenarios() -> dict[str, dict[str, Any]]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(SCENARIO_DIR.glob("*.json"))}
 
 
-def evaluate(env: dict[str, str]) -> dict[str, Any]:
-    """Every scenario's systems, evaluated offline (files copied into the store)."""
+def evaluate(env: dict[str, str], nixseal_out: str | None = None) -> dict[str, Any]:
+    """Every scenario's systems, evaluated offline (files copied into the store).
+
+    nixseal_out: the nixseal package's path that units run the helper from.
+    """
+    extra = ["--argstr", "nixsealOutPath", nixseal_out] if nixseal_out else []
     proc = subprocess.run(
         [
             *("nix-instantiate", "--eval", "--read-write-mode", "--strict", "--json"),
             *(str(SCENARIO_DIR / "evaluate.nix"), "--argstr", "libPath", env["NIXPKGS_LIB"]),
+            *extra,
         ],
         env=env,
         capture_output=True,

@@ -664,7 +664,7 @@ def test_script_mode_snippet_deps_dry_run_and_restart_lists() -> None:
         mod('nixseal.activation = "script";'),
         snippet="config.system.activationScripts.nixseal",
         script="config.system.activationScripts.script",
-        dry="config.system.build.dryActivationScript",
+        dry="config.system.dryActivationScript",
         manifest="config.nixseal.manifest",
         manifest_file="config.system.build.nixsealManifest.outPath",
         services="builtins.attrNames config.systemd.services",

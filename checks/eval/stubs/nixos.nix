@@ -1,13 +1,14 @@
 # Stand-ins for the NixOS options nixseal's module reads or writes, declared
-# with the same types and defaults as nixpkgs (nixos/modules/config/
-# users-groups.nix, system/activation/activation-script.nix, system/boot/
-# systemd.nix, services/networking/ssh/sshd.nix, ...), so that evaluating
-# the module against them fails where evaluating it on NixOS would. Only
-# what the module touches is here; it is not NixOS.
+# with the same types and defaults as nixpkgs, so that evaluating the module
+# against them fails where evaluating it on NixOS would. Each declaration
+# names the nixpkgs file (under nixos/) it mirrors. Only what the module
+# touches is here; it is not NixOS. system.nixos-init is in ./nixos-init.nix,
+# left out to stand for a nixpkgs that does not have it.
 { config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption types mkDefault mkIf;
 
+  # lib/systemd-lib.nix
   unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
   unitOption =
     let
@@ -39,6 +40,7 @@ let
     c: !(c ? Type) || builtins.elem c.Type serviceTypes
   );
 
+  # lib/systemd-unit-options.nix (commonUnitOptions, serviceOptions)
   serviceModule = {
     options = {
       enable = mkOption {
@@ -49,6 +51,7 @@ let
         type = types.singleLineStr;
         default = "";
       };
+      aliases = unitList;
       wantedBy = unitList;
       requiredBy = unitList;
       upheldBy = unitList;
@@ -124,8 +127,9 @@ let
     };
   };
 
-  # nixpkgs: attrsOf (either str (submodule { deps; text; supportsDryActivation; })),
-  # run sorted by name, each after its deps.
+  # modules/system/activation/activation-script.nix: attrsOf (either str
+  # (submodule { deps; text; supportsDryActivation; })), run sorted by name,
+  # each after its deps.
   snippetType = types.either types.str (
     types.submodule {
       options = {
@@ -171,9 +175,14 @@ let
     in
     lib.concatStrings (lib.textClosureList normal (lib.attrNames normal));
 
+  # modules/config/users-groups.nix
   userModule = { name, config, ... }:
     {
       options = {
+        enable = mkOption {
+          type = types.bool;
+          default = true;
+        };
         name = mkOption {
           type = types.passwdEntry types.str;
           default = name;
@@ -221,6 +230,7 @@ let
       };
     };
 
+  # modules/config/users-groups.nix
   groupModule = { name, ... }:
     {
       options = {
@@ -240,6 +250,46 @@ let
     };
 
   usersByScript = !config.services.userborn.enable && !config.systemd.sysusers.enable;
+
+  # modules/tasks/filesystems.nix
+  fileSystemModule = { name, ... }:
+    {
+      options = {
+        mountPoint = mkOption {
+          type = types.passwdEntry types.str;
+          default = name;
+        };
+        device = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+        };
+        fsType = mkOption {
+          type = types.str;
+          default = "auto";
+        };
+        options = mkOption {
+          type = types.nonEmptyListOf types.str;
+          default = [ "defaults" ];
+        };
+        neededForBoot = mkOption {
+          type = types.bool;
+          default = false;
+        };
+      };
+    };
+
+  # modules/services/system/userborn.nix: what it writes and the unit.
+  userbornConfig = pkgs.writeText "userborn.json" (
+    builtins.toJSON {
+      groups = lib.mapAttrsToList (_: g: { inherit (g) name gid members; }) config.users.groups;
+      users = lib.mapAttrsToList (
+        _: u: {
+          inherit (u) name uid group description home hashedPassword hashedPasswordFile;
+          isNormal = u.isNormalUser;
+        }
+      ) (lib.filterAttrs (_: u: u.enable) config.users.users);
+    }
+  );
 in
 {
   options = {
@@ -264,6 +314,7 @@ in
       internal = true;
     };
 
+    # modules/config/users-groups.nix
     users.users = mkOption {
       type = types.attrsOf (types.submodule userModule);
       default = { };
@@ -273,35 +324,51 @@ in
       default = { };
     };
 
+    # modules/system/boot/systemd.nix
     systemd.services = mkOption {
       type = types.attrsOf (types.submodule serviceModule);
       default = { };
     };
+    systemd.targets = mkOption {
+      type = types.attrsOf (types.submodule {
+        options = {
+          inherit (serviceModule.options) description wantedBy requiredBy before after wants requires unitConfig;
+        };
+      });
+      default = { };
+    };
+    # modules/system/boot/systemd/user.nix
     systemd.user.services = mkOption {
       type = types.attrsOf (types.submodule serviceModule);
       default = { };
     };
+    # modules/system/boot/systemd/sysusers.nix
     systemd.sysusers.enable = mkOption {
       type = types.bool;
       default = false;
     };
+    # modules/services/system/userborn.nix
     services.userborn.enable = mkOption {
       type = types.bool;
       default = false;
     };
+    # modules/system/etc/etc.nix
     system.etc.overlay.enable = mkOption {
       type = types.bool;
       default = false;
     };
-    system.nixos-init.enable = mkOption {
-      type = types.bool;
-      default = false;
+    # modules/tasks/filesystems.nix
+    fileSystems = mkOption {
+      type = types.attrsOf (types.submodule fileSystemModule);
+      default = { };
     };
+    # modules/system/boot/systemd/initrd.nix
     boot.initrd.systemd.enable = mkOption {
       type = types.bool;
       default = true;
     };
 
+    # modules/services/networking/ssh/sshd.nix
     services.openssh.enable = mkOption {
       type = types.bool;
       default = false;
@@ -363,17 +430,25 @@ in
       default = { };
     };
 
+    # modules/config/system-path.nix
     environment.systemPackages = mkOption {
       type = types.listOf types.package;
       default = [ ];
     };
 
+    # modules/system/activation/activation-script.nix
     system.activationScripts = mkOption {
       type = types.attrsOf snippetType;
       default = { };
       apply = set: set // { script = activationScript false set; };
     };
+    system.dryActivationScript = mkOption {
+      type = types.str;
+      internal = true;
+      readOnly = true;
+    };
 
+    # modules/system/activation/top-level.nix
     system.build = mkOption {
       type = types.submoduleWith {
         modules = [ { freeformType = types.lazyAttrsOf (types.uniq types.unspecified); } ];
@@ -418,6 +493,11 @@ in
           assertion = name == "root" || (user.isNormalUser != user.isSystemUser);
           message = "Exactly one of users.users.${name}.isSystemUser and users.users.${name}.isNormalUser must be set.";
         }
+        # modules/system/boot/systemd/sysusers.nix
+        {
+          assertion = !(config.systemd.sysusers.enable && user.enable && user.isNormalUser);
+          message = "${name} is a normal user. systemd-sysusers doesn't create normal users, only system users.";
+        }
       ]) config.users.users
     );
 
@@ -435,9 +515,45 @@ in
       etc = lib.stringAfter [ "users" "groups" "specialfs" ] "# link /etc";
     };
 
-    system.build.dryActivationScript = activationScript true (
+    system.dryActivationScript = activationScript true (
       removeAttrs config.system.activationScripts [ "script" ]
     );
+
+    # modules/system/boot/systemd.nix: the target units that need a rerun
+    # on a switch are required by (systemd has no such target before 256).
+    systemd.targets.sysinit-reactivation.description = "Reactivate sysinit units";
+
+    # modules/services/system/userborn.nix
+    systemd.services.userborn = mkIf config.services.userborn.enable {
+      wantedBy = [ "sysinit.target" ];
+      requiredBy = [ "sysinit-reactivation.target" ];
+      after = [ "systemd-remount-fs.service" "systemd-tmpfiles-setup-dev-early.service" ];
+      before = [ "systemd-tmpfiles-setup-dev.service" "sysinit.target" "shutdown.target" "sysinit-reactivation.target" ];
+      conflicts = [ "shutdown.target" ];
+      restartTriggers = [ userbornConfig "/etc" ];
+      aliases = [ "systemd-sysusers.service" ];
+      unitConfig = {
+        Description = "Manage Users and Groups";
+        DefaultDependencies = false;
+      };
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        TimeoutSec = "90s";
+        ExecStart = "${pkgs.userborn}/bin/userborn ${userbornConfig} /etc";
+      };
+    };
+
+    # modules/system/boot/systemd/sysusers.nix: a drop-in for systemd's own
+    # systemd-sysusers.service (which orders it before sysinit.target).
+    systemd.services.systemd-sysusers = mkIf config.systemd.sysusers.enable {
+      unitConfig.ConditionNeedsUpdate = [ "" ];
+      requiredBy = [ "sysinit-reactivation.target" ];
+      before = [ "sysinit-reactivation.target" ];
+      serviceConfig.LoadCredential = lib.mapAttrsToList (n: u: "passwd.hashed-password.${n}:${u.hashedPasswordFile}") (
+        lib.filterAttrs (_: u: u.enable && !u.isNormalUser && u.hashedPasswordFile != null) config.users.users
+      );
+    };
 
     # As NixOS does for the system closure: building fails on a failed
     # assertion, and warnings are printed.

@@ -13,10 +13,6 @@ let
 in
 {
   options = {
-    fileSystems = mkOption {
-      type = types.attrsOf types.anything;
-      default = { };
-    };
     boot.loader.grub.device = loose;
     system.stateVersion = loose;
     virtualisation.memorySize = loose;

@@ -1,0 +1,216 @@
+"""The module's units under a real systemd (Debian's, booted with systemd-nspawn).
+
+Every host scenario of checks/scenarios runs here a third time (besides its
+VM test and its local twin): the evaluated units are rendered as NixOS
+renders them (tests/_units.py), booted in a Debian guest (tests/_nspawn.py)
+and switched as switch-to-configuration would, and real systemd orders,
+starts, restarts and reloads everything. The dependent services are ordered
+only by their default dependencies; the install unit must still come
+first. The home-manager scenario runs the user unit in a lingering user's
+`systemd --user`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _guesthost import GuestHost, Ids, mono, snapshot
+from _nspawn import GUEST_PACKAGE, Guest, needs_nspawn
+from _twin import TEST_KEYS, committed_key, evaluate, load_scenarios, password_matches
+from _units import GuestStore, render_user
+from conftest import NIXPKGS_LIB, needs_nix
+
+pytestmark = [needs_nix, needs_nspawn]
+
+SCENARIOS = load_scenarios()
+CONSUMERS = ("webapp.service", "webapp-worker.service", "database.service")
+
+
+def of_kind(kind: str) -> list[str]:
+    return [n for n, s in SCENARIOS.items() if s.get("kind", "nixos") == kind]
+
+
+@pytest.fixture(scope="module")
+def evaluated() -> dict[str, Any]:
+    env = {**os.environ, "NIXPKGS_LIB": str(NIXPKGS_LIB)}
+    return evaluate(env, nixseal_out=GUEST_PACKAGE)
+
+
+def failed_names(journal: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(r"\] failed .*?\bname=(\S+)", journal)}
+
+
+class Step:
+    """One scenario step's expectations, checked in the running guest."""
+
+    def __init__(self, guest: Guest, host: GuestHost, where: str) -> None:
+        self.guest, self.host, self.where = guest, host, where
+
+    def files(self, files: dict[str, dict[str, str]], links: dict[str, str]) -> None:
+        ids = self.host.ids
+        assert ids is not None
+        seen = snapshot(self.guest, [*files, *links])
+        for path, want in files.items():
+            got = seen[path]
+            assert got is not None, f"{self.where}: {path} is missing"
+            if "content" in want:
+                assert got["content"] == want["content"], f"{self.where}: {path}: content"
+            if "owner" in want:
+                assert ids.user(got["uid"]) == want["owner"], f"{self.where}: {path}: owner"
+            if "group" in want:
+                assert ids.group(got["gid"]) == want["group"], f"{self.where}: {path}: group"
+            if "mode" in want:
+                assert got["mode"] == int(want["mode"], 8), f"{self.where}: {path}: mode"
+        for path, target in links.items():
+            link = seen[path]["link"]
+            resolved = os.path.normpath(os.path.join(os.path.dirname(path), link))
+            assert resolved == target, f"{self.where}: {path} -> {link}"
+
+    def active(self, units: list[str]) -> None:
+        for unit in units:
+            state = self.guest.run(["systemctl", "is-active", unit]).stdout.strip()
+            assert state == "active", f"{self.where}: {unit} is {state}\n{self.guest.journal(unit)}"
+
+    def order(self, pairs: list[list[str]]) -> None:
+        for first, then in pairs:
+            done = mono(self.guest, first, "ActiveEnterTimestampMonotonic")
+            began = mono(self.guest, then, "InactiveExitTimestampMonotonic")
+            assert 0 < done <= began, f"{self.where}: {first} finished after {then} started"
+
+
+def invocations(guest: Guest, units: list[str]) -> dict[str, str]:
+    return {u: guest.show(u, "InvocationID")["InvocationID"] for u in units}
+
+
+@pytest.mark.parametrize("name", of_kind("nixos"))
+def test_host_scenario_under_systemd(name: str, evaluated: dict[str, Any], tmp_path: Path) -> None:
+    scenario = SCENARIOS[name]
+    systems = evaluated[name]
+    key = TEST_KEYS / f"{scenario['host']}_ssh_host_ed25519_key"
+    host = GuestHost(systems["base"], key, tmp_path / "store")
+    with host.guest() as guest:
+        for i, step in enumerate(scenario["steps"]):
+            where = f"{name} step {i} ({step['action']} to {step['system']})"
+            check = Step(guest, host, where)
+            watched = [*step.get("restarted", []), *step.get("notRestarted", [])]
+            if step["action"] == "boot":
+                status = (
+                    1
+                    if guest.run(
+                        ["systemctl", "is-failed", "--quiet", "nixseal-install.service"]
+                    ).returncode
+                    == 0
+                    else 0
+                )
+            else:
+                before = invocations(guest, watched)
+                status = host.switch(guest, systems[step["system"]])
+                after = invocations(guest, watched)
+                for unit in step.get("restarted", []):
+                    assert after[unit] != before[unit], f"{where}: {unit} was not restarted"
+                for unit in step.get("notRestarted", []):
+                    assert after[unit] == before[unit], f"{where}: {unit} was restarted"
+            journal = guest.journal("nixseal-install.service")
+            failing = set(step.get("installFails", []))
+            assert failed_names(journal) >= failing, f"{where}: {journal}"
+            if failing:
+                assert status != 0, f"{where}: the switch did not fail"
+                state = guest.run(["systemctl", "is-failed", "nixseal-install.service"]).stdout
+                assert state.strip() == "failed", where
+            else:
+                assert status == 0, f"{where}: {journal}"
+            check.files(step.get("files", {}), step.get("links", {}))
+            check.active([u for u in step.get("active", []) if u != "nixseal.service"])
+            check.order(step.get("order", []))
+            # Ordered only by default dependencies, every consumer started
+            # after its secrets were there: at boot, after the install unit
+            # finished; at a switch, a restarted one after it began.
+            install = "nixseal-install.service"
+            if step["action"] == "boot":
+                ready = mono(guest, install, "ActiveEnterTimestampMonotonic")
+                consumers = [
+                    u for u in CONSUMERS if guest.run(["systemctl", "cat", u]).returncode == 0
+                ]
+            else:
+                ready = mono(guest, install, "InactiveExitTimestampMonotonic")
+                consumers = step.get("restarted", [])
+            for unit in consumers:
+                started = mono(guest, unit, "ExecMainStartTimestampMonotonic")
+                assert 0 < ready <= started, f"{where}: {unit} started before its secrets"
+            if "login" in step:
+                login = step["login"]
+                shadow = snapshot(guest, [login["hashFile"]])[login["hashFile"]]
+                assert password_matches(login["password"], shadow["content"]), where
+
+
+@pytest.mark.parametrize("name", of_kind("home-manager"))
+def test_home_scenario_under_systemd_user(
+    name: str, evaluated: dict[str, Any], tmp_path: Path
+) -> None:
+    scenario = SCENARIOS[name]
+    home = scenario["home"]
+    system = evaluated[name]["base"]
+    user = home["user"]
+    store = GuestStore(tmp_path / "store")
+    rendered = render_user(system["userUnits"])
+    import json
+
+    store.add(
+        list(rendered.files.values()), {system["manifestFile"]: json.dumps(system["manifest"])}
+    )
+    ids: dict[str, Ids] = {}
+
+    def setup(root: Path) -> None:
+        users = {
+            user: {
+                "name": user,
+                "uid": home["uid"],
+                "group": "users",
+                "home": f"/home/{user}",
+                "isNormalUser": True,
+                "extraGroups": [],
+            }
+        }
+        ids["x"] = Ids(root, users, {})
+        uid = ids["x"].uids[user]
+        gid = ids["x"].gids["users"]
+        home_dir = root / "home" / user
+        config = home_dir / ".config"
+        rendered.write(config / "systemd/user")
+        key = Path(str(root) + home["keyPath"])
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_bytes(committed_key(home["key"]).read_bytes())  # TEST-ONLY KEY
+        key.chmod(0o400)
+        for path in [home_dir, *home_dir.rglob("*")]:
+            os.lchown(path, uid, gid)
+        (root / "var/lib/systemd/linger").mkdir(parents=True, exist_ok=True)
+        (root / "var/lib/systemd/linger" / user).touch()
+
+    with Guest(setup=setup, binds={str(store.dir): "/nix/store"}) as guest:
+        uid = ids["x"].uids[user]
+        runtime = f"/run/user/{uid}"
+        env = {"XDG_RUNTIME_DIR": runtime}
+
+        def user_manager_up() -> bool:
+            out = guest.run(["systemctl", "--user", "is-system-running"], user=user, env=env).stdout
+            return out.strip() in {"running", "degraded"}
+
+        guest.wait_until("the user's systemd", user_manager_up)
+        for step in scenario["steps"]:
+            for unit in step.get("active", []):
+                state = guest.run(["systemctl", "--user", "is-active", unit], user=user, env=env)
+                assert state.stdout.strip() == "active", guest.run(
+                    ["journalctl", "--no-pager", "-o", "cat"]
+                ).stdout[-3000:]
+            paths = {p.replace("%r", runtime, 1): want for p, want in step.get("files", {}).items()}
+            seen = snapshot(guest, list(paths))
+            for path, want in paths.items():
+                got = seen[path]
+                assert got is not None, path
+                assert got["content"] == want["content"]
+                assert got["uid"] == uid
+                assert got["mode"] == int(want["mode"], 8)
