@@ -3,8 +3,10 @@
 # writes it before any unit starts, at boot and on switch; the initrd is
 # not involved (systemd initrd ignores boot.initrd.postDeviceCommands).
 host:
+{ config, lib, ... }:
 let
   key = ../../secrets/test-keys + "/${host}_ssh_host_ed25519_key";
+  usersByScript = !config.services.userborn.enable && !config.systemd.sysusers.enable;
 in
 {
   environment.etc."ssh/ssh_host_ed25519_key" = {
@@ -18,10 +20,18 @@ in
 
   # A fresh VM has no key on disk when the first activation installs the
   # password secrets, before /etc is populated (a real host has its key
-  # before its first boot). The store copy of the same test key stands in
-  # for that; later runs find the key in /etc first.
+  # before its first boot). This snippet copies the same test key there
+  # first; nixseal.identityPaths refuses store paths, so the key is read
+  # from outside the store, as on a real host.
+  system.activationScripts.nixsealTestKey = {
+    deps = [ "specialfs" ];
+    text = ''
+      install -D -m 0400 ${key} /var/lib/nixseal-test/ssh_host_ed25519_key
+    '';
+  };
+  system.activationScripts.nixsealForUsers = lib.mkIf usersByScript { deps = [ "nixsealTestKey" ]; };
   nixseal.identityPaths = [
     "/etc/ssh/ssh_host_ed25519_key"
-    "${key}"
+    "/var/lib/nixseal-test/ssh_host_ed25519_key"
   ];
 }

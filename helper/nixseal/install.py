@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nixseal.errors import UsageError
 from nixseal.log import LOG_FORMATS
+
+if TYPE_CHECKING:
+    from nixseal.activation import Activation
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +33,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-mount", action="store_true", help="do not mount ramfs/tmpfs at the mount point"
+    )
+    # Activation-script mode: the snippet runs before systemd is reloaded,
+    # so it leaves the units pending; a unit signals them after the switch.
+    signals = parser.add_mutually_exclusive_group()
+    signals.add_argument(
+        "--defer-signals",
+        action="store_true",
+        help="leave the units of changed entries pending for --signal-pending",
+    )
+    signals.add_argument(
+        "--signal-pending",
+        action="store_true",
+        help="only signal the current generation's pending units; install nothing",
     )
     # Also accepted after the verb; SUPPRESS keeps the global value otherwise.
     parser.add_argument(
@@ -48,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         manifest_mod.load(args.manifest), os.environ.get("XDG_RUNTIME_DIR")
     )
     activation = Activation(manifest, root, args.dry_run, not args.no_mount, log)
+    if args.signal_pending:
+        return _signal_pending(activation, root, log)
     with activation.locked():
         out = activation.run()
         log = log.bind(generation=out.generation)
@@ -57,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
             log = log.bind(dry_run=True)
             log.info("dry run finished", previous=out.previous, **counts, would_signal=units)
             return 1 if out.failed else 0
-        if out.units:
+        if out.units and args.defer_signals:
+            log.info("units pending", restart=units["restart"], reload=units["reload"])
+        elif out.units:
             rooted = activation.rooted
             handed_over = apply(
                 out.units,
@@ -71,6 +92,36 @@ def run(args: argparse.Namespace) -> int:
                 activation.clear_pending(out)
     log.info("install finished", previous=out.previous, **counts, signalled=units)
     return 1 if out.failed else 0
+
+
+def _signal_pending(activation: Activation, root: str | None, log: Any) -> int:
+    """Hand over the units the live generation's record holds as pending."""
+    from nixseal import generation as gen
+    from nixseal.restart import Units, apply
+
+    m = activation.m
+    with activation.locked():
+        number = gen.current(activation.symlink, activation.mount_point)
+        record = None if number is None else gen.read_record(activation.mount_point, number)
+        pending = (record or {}).get("pending") or {}
+        units = Units(tuple(pending.get("restart", ())), tuple(pending.get("reload", ())))
+        if number is None or record is None or not units:
+            log.info("no units pending")
+            return 0
+        rooted = activation.rooted
+        handed_over = apply(
+            units,
+            rooted(m.restart_list_path) if m.restart_list_path else None,
+            rooted(m.reload_list_path) if m.reload_list_path else None,
+            root is None,
+            log,
+            user=m.user_mode,
+        )
+        if handed_over:
+            record["pending"] = {"restart": [], "reload": []}
+            gen.write_record(activation.mount_point, number, record)
+    log.info("pending units signalled", generation=number, restart=list(units.restart))
+    return 0 if handed_over else 1
 
 
 def _root(value: str | None) -> str | None:

@@ -34,7 +34,7 @@ _UNIT = re.compile(
     r"(service|socket|device|mount|automount|swap|target|path|timer|scope|slice)"
 )
 
-# The manifest's top-level fields (DESIGN.md, Manifest v1); the NixOS module
+# The manifest's top-level fields (v1, listed in docs/architecture.md); the NixOS module
 # must write exactly these.
 TOP_KEYS = frozenset(
     {

@@ -191,5 +191,3 @@ def snapshot(guest: Guest, paths: list[str], user: str | None = None) -> dict[st
 
 def mono(guest: Guest, unit: str, prop: str) -> int:
     return int(guest.show(unit, prop)[prop] or 0)
-
-

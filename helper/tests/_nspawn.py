@@ -184,7 +184,19 @@ class Guest:
         ]
         console = self.console.open("w")
         self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _BOOT, "sh", str(mnt), str(lower), *nspawn],
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                _BOOT,
+                "sh",
+                str(mnt),
+                str(lower),
+                *nspawn,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=console,

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _nixeval import BASE_HOME as BASE_HOME_EXPR
 from _nixeval import NixEvalError, evaluate, home, nix_string
 from conftest import make_age_key, needs_nix
 
@@ -213,3 +214,20 @@ def test_user_unit_installs_with_the_users_own_key(tmp_path: Path) -> None:
     assert oct(token.stat().st_mode & 0o777) == "0o400"
     assert (runtime / "secrets/rendered/netrc").read_text() == "password ghp_123\n"
     assert (runtime / "secrets").is_symlink()
+
+
+def test_no_user_unit_off_linux_and_a_warning_names_the_secrets() -> None:
+    expr = (
+        'let r = h.evalHome { pkgsArgs = { system = "aarch64-darwin"; };'
+        f" modules = [ ({BASE_HOME_EXPR}) ({mod(TOKEN)}) ]; }};"
+        " in { units = builtins.attrNames r.config.systemd.user.services; inherit (r) warnings; }"
+    )
+    r = evaluate(expr)
+    assert r["units"] == []
+    assert any("carol/token" in w and "systemd" in w for w in r["warnings"]), r["warnings"]
+
+
+def test_activation_restarts_the_unit_without_start_services() -> None:
+    entry = home(mod(TOKEN), select="config.home.activation.nixseal")
+    assert "reloadSystemd" in entry["after"]
+    assert "--user restart nixseal.service" in entry["data"]

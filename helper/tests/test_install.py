@@ -589,3 +589,34 @@ def test_user_mode_with_an_empty_runtime_dir_writes_nothing(
     r = scene.cli(argv)
     assert r.code == 2 and "is not an absolute directory" in r.err
     assert tree(scene.tmp) == before
+
+
+def test_deferred_units_are_signalled_by_a_later_signal_pending_run(scene: Scene) -> None:
+    """Activation-script mode: the snippet defers, a unit signals after the switch."""
+    scene.add("a", b"v1", restartUnits=["a.service"], reloadUnits=["r.service"])
+    assert scene.install().code == 0
+    scene.set_value("a", b"v2")
+    r = scene.install("--no-mount", "--defer-signals")
+    assert r.code == 0, r.err
+    assert scene.read_list("restart") == [] and scene.read_list("reload") == []
+    assert [e["restart"] for e in r.events_named("units pending")] == [["a.service"]]
+    generations = scene.generations()
+
+    r = scene.install("--no-mount", "--signal-pending")
+    assert r.code == 0, r.err
+    assert scene.generations() == generations  # installs nothing
+    assert scene.read_list("restart") == ["a.service"]
+    assert scene.read_list("reload") == ["r.service"]
+    assert r.events_named("pending units signalled")
+
+    scene.clear_lists()
+    r = scene.install("--no-mount", "--signal-pending")
+    assert r.code == 0 and r.events_named("no units pending")
+    assert scene.read_list("restart") == []
+
+
+def test_defer_and_signal_pending_exclude_each_other(scene: Scene) -> None:
+    scene.add("a", b"v1")
+    with pytest.raises(SystemExit) as exit_:
+        scene.install("--defer-signals", "--signal-pending")
+    assert exit_.value.code == 2

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _nixeval import BASE_HOST as BASE_HOST_EXPR
 from _nixeval import NixEvalError, evaluate, failed, host, host_many, nix_env, nix_string
 from conftest import REPO_ROOT, SshKey, make_ssh_key, needs_nix, needs_root
 
@@ -122,7 +123,7 @@ def test_nix_path_file_is_copied_to_the_store_and_string_is_kept(tmp_path: Path)
 def test_identity_paths_are_never_copied_to_the_store(tmp_path: Path) -> None:
     key = tmp_path / "key.txt"
     key.write_text("AGE-SECRET-KEY-1...\n")
-    m = host(one_secret(), mod(f"nixseal.identityPaths = [ {key} ];"))
+    m = host(one_secret(), mod(f"nixseal.identityPaths = [ {nix_string(key)} ];"))
     assert m["identityPaths"] == [str(key)]
 
 
@@ -559,11 +560,9 @@ def test_units_around_userborn_and_sysusers(switch: str, unit: str) -> None:
     assert unit in users["wantedBy"]
     assert "sysinit.target" in users["before"]
     assert users["requiredBy"] == ["sysinit-reactivation.target"]
-    # keys on a separately mounted file system are there before it reads them
-    assert users["unitConfig"]["RequiresMountsFor"] == [
-        "/etc/ssh/ssh_host_ed25519_key",
-        "/etc/ssh/ssh_host_rsa_key",
-    ]
+    # before local-fs.target (userborn is): keys on file systems of the initrd only
+    assert "RequiresMountsFor" not in users["unitConfig"]
+    assert "local-fs.target" not in users["after"]
     assert users["unitConfig"]["DefaultDependencies"] is False
     assert users["serviceConfig"]["ExecStart"].endswith(f"--manifest {r['users_manifest']}")
     assert "nixsealForUsers" not in r["scripts"]
@@ -691,8 +690,9 @@ def test_script_mode_snippet_deps_dry_run_and_restart_lists() -> None:
         order.index(d) for d in ("specialfs", "users", "groups", "etc")
     )
     assert "snippet nixseal:" in r["dry"]
-    assert r["manifest"]["restartListPath"] == "/run/nixos/activation-restart-list"
-    assert r["manifest"]["reloadListPath"] == "/run/nixos/activation-reload-list"
+    # signalled with systemctl after the switch, not through NixOS's deprecated lists
+    assert r["manifest"]["restartListPath"] is None
+    assert r["manifest"]["reloadListPath"] is None
     assert "nixseal-install" not in r["services"]
 
 
@@ -1086,3 +1086,137 @@ def test_group_cycle_in_rules_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(NixEvalError) as err:
         host(mod(f"nixseal.rules = {nix_string(rules)};"), select="config.nixseal.rulesSecrets")
     assert "group cycle" in str(err.value)
+
+
+# --- what real NixOS would break (each of these failed before its fix) ------------
+
+
+def test_password_unit_is_not_after_local_fs_and_waits_for_no_stage_two_mount() -> None:
+    """userborn runs before local-fs-pre.target: a unit before it cannot be after local-fs.target."""
+    unit = host(
+        one_secret(neededForUsers="true"),
+        mod("services.userborn.enable = true;"),
+        select="config.systemd.services.nixseal-install-for-users",
+    )
+    assert "local-fs.target" not in unit["after"]
+    assert "RequiresMountsFor" not in unit["unitConfig"]
+
+
+def test_main_unit_still_waits_for_keys_on_a_persistent_mount() -> None:
+    unit = host(
+        one_secret(),
+        mod(
+            'fileSystems."/persist" = { device = "/dev/vdb"; fsType = "ext4"; };'
+            ' nixseal.identityPaths = [ "/persist/key.txt" ];'
+        ),
+        select="config.systemd.services.nixseal-install",
+    )
+    assert unit["unitConfig"]["RequiresMountsFor"] == ["/persist/key.txt"]
+    assert "local-fs.target" in unit["after"]
+
+
+@pytest.mark.parametrize("needed", ["true", "false"])
+def test_password_keys_must_be_on_a_file_system_of_the_initrd(needed: str) -> None:
+    messages = failed(
+        one_secret(neededForUsers="true"),
+        mod(
+            "services.userborn.enable = true;"
+            f' fileSystems."/persist" = {{ device = "/dev/vdb"; fsType = "ext4"; neededForBoot = {needed}; }};'
+            ' nixseal.identityPaths = [ "/persist/key.txt" ];'
+        ),
+    )
+    found = [m for m in messages if "neededForBoot" in m]
+    if needed == "true":
+        assert found == []
+    else:
+        (message,) = found
+        assert 'set fileSystems."/persist".neededForBoot = true' in message
+        assert "/persist/key.txt" in message
+
+
+def test_a_changed_password_secret_restarts_userborn() -> None:
+    m = host(
+        one_secret(neededForUsers="true"),
+        mod("services.userborn.enable = true;"),
+        select="config.nixseal.manifestForUsers",
+    )
+    assert m["secrets"][0]["restartUnits"] == ["userborn.service"]
+
+
+def test_sysusers_warns_that_a_changed_password_waits_for_a_new_user() -> None:
+    warnings = host(
+        one_secret(neededForUsers="true"),
+        mod("systemd.sysusers.enable = true;"),
+        select="warnings",
+    )
+    (warning,) = [w for w in warnings if "systemd-sysusers" in w]
+    assert 'nixseal.secrets."s".neededForUsers' in warning
+    assert "systemd.sysusers.enable" in warning
+
+
+def test_script_mode_restarts_after_the_switch_without_restart_lists() -> None:
+    r = host_many(
+        mod(SECRET),
+        mod('nixseal.activation = "script";'),
+        manifest="config.nixseal.manifest",
+        manifest_file="config.system.build.nixsealManifest.outPath",
+        snippet="config.system.activationScripts.nixseal.text",
+        unit="config.systemd.services.nixseal-restart-units",
+    )
+    assert (r["manifest"]["restartListPath"], r["manifest"]["reloadListPath"]) == (None, None)
+    assert "--defer-signals" in r["snippet"]
+    unit = r["unit"]
+    assert unit["restartTriggers"] == [r["manifest_file"]]
+    assert unit["serviceConfig"]["ExecStart"] == [
+        f"/nix/store/{unit['serviceConfig']['ExecStart'][0].split('/nix/store/')[1].split()[0]}"
+        f" install --manifest {r['manifest_file']} --signal-pending"
+    ]
+    assert unit["wantedBy"] == ["multi-user.target"]
+
+
+def test_a_nixpkgs_without_nixos_init_evaluates() -> None:
+    for extra in ('nixseal.activation = "script";', ""):
+        modules = f"({BASE_HOST_EXPR}) ({one_secret(neededForUsers='true')}) ({mod(extra)})"
+        expr = f"(h.evalHost {{ nixosInit = false; modules = [ {modules} ]; }}).failedAssertions"
+        assert evaluate(expr) == []
+
+
+def test_a_disabled_user_is_no_owner() -> None:
+    messages = failed(one_secret(owner='"grafana"'), mod("users.users.grafana.enable = false;"))
+    assert any(
+        'owner: user "grafana" is disabled (users.users.grafana.enable = false)' in m
+        for m in messages
+    ), messages
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['[ "/nix/store/0000000000000000000000000000000a-key" ]', "[ ./. ]", '[ "relative/key" ]'],
+)
+def test_identity_paths_refuse_the_store_and_path_literals(value: str) -> None:
+    with pytest.raises(NixEvalError) as err:
+        host(one_secret(), mod(f"nixseal.identityPaths = {value};"))
+    assert "absolute path outside the Nix store" in str(err.value)
+
+
+def test_manifest_options_are_typed_and_prose_defaults_are_markdown() -> None:
+    r = host_many(
+        mod(SECRET),
+        types='map (n: options.nixseal.${n}.type.name) [ "manifest" "manifestForUsers" ]',
+        texts='map (o: o.defaultText) (builtins.filter (o: o ? defaultText) (lib.collect (o: o ? _type && o._type == "option") options.nixseal))',
+    )
+    assert "attrs" not in r["types"]
+    for text in r["texts"]:
+        assert text["_type"] in {"literalMD", "literalExpression"}, text
+        if text["_type"] == "literalExpression":
+            parsed = subprocess.run(
+                ["nix-instantiate", "--parse", "-E", "{ config, lib, pkgs, ... }: " + text["text"]],
+                capture_output=True,
+                check=False,
+            )
+            assert parsed.returncode == 0, f"prose in literalExpression: {text['text']}"
+
+
+def test_no_comment_names_a_file_the_project_does_not_have() -> None:
+    for path in [*REPO_ROOT.glob("modules/**/*.nix"), *REPO_ROOT.glob("helper/nixseal/*.py")]:
+        assert "DESIGN.md" not in path.read_text(), path

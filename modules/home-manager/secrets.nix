@@ -62,6 +62,10 @@ let
       fromRules
   );
 
+  # systemd user units exist on Linux only (home-manager also runs on macOS).
+  isLinux = pkgs.stdenv.hostPlatform.isLinux;
+  systemctl = "${pkgs.systemd}/bin/systemctl";
+
   problems =
     manifestLib.entryProblems { inherit secrets templates; known = manifest.placeholders; allowRuntimeDir = true; }
     ++ ruleProblems;
@@ -90,13 +94,13 @@ in
       description = "This user's name in the `[users]` of the rules file.";
     };
     identityPaths = mkOption {
-      type = types.listOf types.path;
+      type = types.listOf optionsLib.pathNotInStore;
       default = [ "${config.home.homeDirectory}/.ssh/id_ed25519" ];
       defaultText = literalExpression ''[ "''${config.home.homeDirectory}/.ssh/id_ed25519" ]'';
       description = "The user's private keys (OpenSSH ed25519/rsa or age identity files), tried in order.";
     };
     manifest = mkOption {
-      type = types.attrs;
+      type = types.attrsOf types.anything;
       readOnly = true;
       default = manifest;
       defaultText = literalMD "built from the options above";
@@ -133,8 +137,22 @@ in
         }
       ];
 
-      # A new manifest changes ExecStart, so home-manager's switch restarts
-      # the unit; it also runs at every login.
+      warnings = optional (!isLinux) "nixseal: the home-manager module installs secrets with a systemd user unit, and ${pkgs.stdenv.hostPlatform.system} has no systemd: the secrets in nixseal.secrets (${lib.concatMapStringsSep ", " (s: s.name) secrets}) are not installed; declare them on Linux hosts only";
+    })
+    (mkIf ((cfg.secrets != { } || cfg.templates != { }) && isLinux) {
+      # It runs at every login. A new manifest changes ExecStart; whether
+      # home-manager restarts changed units depends on
+      # systemd.user.startServices, so the activation restarts it itself
+      # (after home-manager's daemon-reload), when the user's systemd runs.
+      home.activation.nixseal = {
+        after = [ "reloadSystemd" ];
+        before = [ ];
+        data = ''
+          if [ -S "''${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/systemd/private" ]; then
+            run ${systemctl} --user restart nixseal.service
+          fi
+        '';
+      };
       systemd.user.services.nixseal = {
         Unit = {
           Description = "Install nixseal secrets of ${config.home.username}";

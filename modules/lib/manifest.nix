@@ -20,7 +20,7 @@ let
     else
       toString file;
 
-  # DESIGN.md: relative paths of [A-Za-z0-9._-] segments joined by "/",
+  # Names (docs/architecture.md, the rules file): relative paths of [A-Za-z0-9._-] segments joined by "/",
   # never "." or ".." segments, never absolute. One regex per check: these
   # run for every secret.
   nameSegment = "([A-Za-z0-9_-]|[.][A-Za-z0-9_-]|[.][.][A-Za-z0-9._-])[A-Za-z0-9._-]*";

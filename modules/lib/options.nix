@@ -15,6 +15,14 @@ rec {
 
   modeType = types.strMatching "0?[0-7]{3}";
 
+  # Private keys are read on the machine: a Nix path, or a path into the
+  # store, would put the key into the world-readable store (as sops-nix's
+  # pathNotInStore refuses too). Strings only, so a path literal fails.
+  pathNotInStore = types.addCheck types.str (p: lib.hasPrefix "/" p && !lib.hasPrefix "${builtins.storeDir}/" p && builtins.getContext p == { }) // {
+    name = "pathNotInStore";
+    description = "absolute path outside the Nix store (a string, never a Nix path)";
+  };
+
   unitOptions = what: {
     restartUnits = mkOption {
       type = types.listOf unitNameType;

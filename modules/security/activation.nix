@@ -29,34 +29,59 @@ let
   exe = "${cfg.package}/bin/nixseal";
   command = manifest: "${exe} install --manifest ${manifest}";
 
-  # Dry activation (nixos-rebuild dry-activate) reports, writes nothing.
+  # Dry activation (nixos-rebuild dry-activate) reports, writes nothing. A
+  # snippet runs before switch-to-configuration reloads systemd, so the
+  # units of changed secrets stay pending in the generation's record and
+  # nixseal-restart-units.service signals them after the switch.
   snippet = manifest: ''
     if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
       ${command manifest} --dry-run
     else
-      ${command manifest}
+      ${command manifest} --defer-signals
     fi
   '';
 
-  unit = manifest: {
+  # mounts: paths whose file systems it waits for (RequiresMountsFor).
+  unit = manifest: mounts: {
     restartTriggers = [ manifest ];
     unitConfig = {
       DefaultDependencies = false;
-      # Keys on a file system mounted in stage 2 (a persistent volume)
-      # are there before the helper reads them.
-      RequiresMountsFor = identities;
-    };
+    } // lib.optionalAttrs (mounts != [ ]) { RequiresMountsFor = mounts; };
     serviceConfig = {
       Type = "oneshot";
       RemainAfterExit = true;
       ExecStart = command manifest;
     };
   };
+
+  # The file system holding a path: the longest mount point above it.
+  mountPoints = lib.sort (a: b: lib.stringLength a > lib.stringLength b) (
+    map (fs: fs.mountPoint) (lib.attrValues config.fileSystems)
+  );
+  fileSystemOf = path: lib.findFirst (mp: mp == "/" || path == mp || lib.hasPrefix "${mp}/" path) "/" mountPoints;
+  # What NixOS mounts in the initrd (nixos/lib/utils.nix, fsNeededForBoot).
+  initrdPaths = [ "/" "/nix" "/nix/store" "/var" "/var/log" "/var/lib" "/var/lib/nixos" "/etc" "/usr" ];
+  fsByMount = lib.listToAttrs (map (fs: lib.nameValuePair fs.mountPoint fs) (lib.attrValues config.fileSystems));
+  inInitrd = mp: lib.elem mp initrdPaths || fsByMount.${mp}.neededForBoot or false;
+  # userborn and systemd-sysusers run before local-fs-pre.target: the unit
+  # installing passwords before them cannot wait for a stage-2 mount
+  # without an ordering cycle, so its keys must be on file systems of the
+  # initrd, which are mounted before any unit starts.
+  lateKeys = lib.filter (p: !inInitrd (fileSystemOf p)) identities;
+
+  # Script mode, and password secrets installed by a snippet: what
+  # nixseal-restart-units.service signals after the switch.
+  bySnippet =
+    lib.optional (scriptMode && mainNeeded) config.system.build.nixsealManifest
+    ++ lib.optional (forUsersNeeded && !usersByUnit && forUsersSignals) config.system.build.nixsealManifestForUsers;
+  forUsersSignals = lib.any (s: s.restartUnits != [ ] || s.reloadUnits != [ ]) cfg.manifestForUsers.secrets;
 in
 {
   config = mkMerge [
     (mkIf (!scriptMode && mainNeeded) {
-      systemd.services.nixseal-install = unit config.system.build.nixsealManifest // {
+      # Keys on a file system mounted in stage 2 (a persistent volume) are
+      # there before the helper reads them.
+      systemd.services.nixseal-install = unit config.system.build.nixsealManifest identities // {
         description = "Install nixseal secrets";
         # A switch to a new manifest restarts the unit (restartTriggers);
         # sysinit-reactivation.target orders that restart before the
@@ -70,12 +95,32 @@ in
     })
 
     (mkIf (!scriptMode && forUsersNeeded && usersByUnit) {
-      systemd.services.nixseal-install-for-users = unit config.system.build.nixsealManifestForUsers // {
+      systemd.services.nixseal-install-for-users = unit config.system.build.nixsealManifestForUsers [ ] // {
         description = "Install nixseal secrets needed to create users";
         wantedBy = [ "sysinit.target" ] ++ userUnits;
         requiredBy = [ "sysinit-reactivation.target" ];
         before = [ "sysinit.target" "sysinit-reactivation.target" ] ++ userUnits;
-        after = [ "local-fs.target" ];
+      };
+      assertions = [
+        {
+          assertion = lateKeys == [ ];
+          message = "nixseal.identityPaths: ${lib.concatStringsSep ", " lateKeys} ${if lib.length lateKeys == 1 then "is" else "are"} on ${lib.concatMapStringsSep ", " (p: "fileSystems.\"${fileSystemOf p}\"") lateKeys}, mounted after ${lib.concatStringsSep " and " userUnits} runs, which needs the neededForUsers secrets: set ${lib.concatMapStringsSep ", " (p: "fileSystems.\"${fileSystemOf p}\".neededForBoot = true") (lib.unique lateKeys)} (mounted in the initrd), or list a key on a file system the initrd mounts first in nixseal.identityPaths";
+        }
+      ];
+    })
+
+    (mkIf (bySnippet != [ ]) {
+      # After the switch has reloaded systemd (a new manifest restarts it,
+      # as switch-to-configuration restarts any changed unit), and at boot.
+      systemd.services.nixseal-restart-units = {
+        description = "Restart the units of changed nixseal secrets";
+        wantedBy = [ "multi-user.target" ];
+        restartTriggers = bySnippet;
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = map (m: "${command m} --signal-pending") bySnippet;
+        };
       };
     })
 

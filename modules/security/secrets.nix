@@ -1,6 +1,6 @@
 # nixseal: age-encrypted secrets, declared here, installed at activation by
 # `nixseal install` (see ./activation.nix for when it runs).
-{ config, lib, pkgs, ... }:
+{ config, options, lib, pkgs, ... }:
 let
   inherit (lib) mkOption mkIf types literalExpression literalMD attrValues listToAttrs nameValuePair partition concatMap optional optionals;
 
@@ -68,8 +68,12 @@ let
     };
   });
 
-  # Looked up by login name (users.users.<attr>.name), built once.
-  usersByName = listToAttrs (map (u: nameValuePair u.name u) (attrValues config.users.users));
+  # Looked up by login name (users.users.<attr>.name), built once. A user
+  # with enable = false is created by nothing (userborn and sysusers skip
+  # it too), so it owns nothing.
+  enabledUsers = lib.partition (u: u.enable) (attrValues config.users.users);
+  usersByName = listToAttrs (map (u: nameValuePair u.name u) enabledUsers.right);
+  disabledByName = listToAttrs (map (u: nameValuePair u.name true) enabledUsers.wrong);
   groupsByName = listToAttrs (map (g: nameValuePair g.name true) (attrValues config.users.groups));
   isId = s: builtins.match "[0-9]+" s != null;
 
@@ -79,14 +83,16 @@ let
   templates = attrValues cfg.templates;
 
   scriptMode = cfg.activation == "script";
-  restartList = if scriptMode then "/run/nixos/activation-restart-list" else null;
-  reloadList = if scriptMode then "/run/nixos/activation-reload-list" else null;
 
+  # NixOS's restart lists (/run/nixos/activation-restart-list) are
+  # deprecated (switch-to-configuration warns; gone in NixOS 26.11): in
+  # script mode too, units are signalled with systemctl, after the switch
+  # (./activation.nix, nixseal-restart-units.service).
   settings = {
     inherit (cfg) mountPoint symlinkPath keepGenerations useTmpfs identityPaths;
     userMode = false;
-    restartListPath = restartList;
-    reloadListPath = reloadList;
+    restartListPath = null;
+    reloadListPath = null;
   };
 
   manifest = manifestLib.build {
@@ -95,13 +101,16 @@ let
   };
 
   # Users do not exist yet when these are installed: owners are numeric,
-  # and nothing is rendered.
+  # and nothing is rendered. userborn sees a password file's path, not its
+  # content (its restartTriggers): a changed value restarts it, so that it
+  # sets the new password on the switch.
+  passwordUnits = optional config.services.userborn.enable "userborn.service";
   manifestForUsers = manifestLib.build {
     settings = settings // {
       mountPoint = "${forUsersDir}.d";
       symlinkPath = forUsersDir;
     };
-    secrets = map (s: s // { owner = "0"; group = "0"; }) userSecrets;
+    secrets = map (s: s // { owner = "0"; group = "0"; restartUnits = lib.unique (s.restartUnits ++ passwordUnits); }) userSecrets;
   };
 
   hostKeyArgs = lib.optionalString (rules != null && forHost.sshKey != null) " --host-key ${lib.escapeShellArg forHost.sshKey}";
@@ -123,10 +132,12 @@ let
       pkgs.writeText name (builtins.toJSON data);
 
   userUnitsOn = config.services.userborn.enable || config.systemd.sysusers.enable;
+  # Older nixpkgs have no system.nixos-init.
+  nixosInit = options.system ? nixos-init && config.system.nixos-init.enable;
   noScriptsReason = lib.concatStringsSep ", " (
     optional config.services.userborn.enable "services.userborn.enable"
     ++ optional config.systemd.sysusers.enable "systemd.sysusers.enable"
-    ++ optional config.system.nixos-init.enable "system.nixos-init.enable"
+    ++ optional nixosInit "system.nixos-init.enable"
     ++ optional config.system.etc.overlay.enable "system.etc.overlay.enable"
   );
 
@@ -138,7 +149,8 @@ let
         if knownOwner e && knownGroup e then
           [ ]
         else
-          optional (!knownOwner e) "${kind}.\"${e.name}\".owner: user \"${e.owner}\" is not in users.users: declare it there, or set a user that exists (or a decimal uid)"
+          optional (!knownOwner e && disabledByName ? ${e.owner}) "${kind}.\"${e.name}\".owner: user \"${e.owner}\" is disabled (users.users.${e.owner}.enable = false), so no such user exists: enable it, or set a user that exists (or a decimal uid)"
+          ++ optional (!knownOwner e && !(disabledByName ? ${e.owner})) "${kind}.\"${e.name}\".owner: user \"${e.owner}\" is not in users.users: declare it there, or set a user that exists (or a decimal uid)"
           ++ optional (!knownGroup e) "${kind}.\"${e.name}\".group: group \"${e.group}\" is not in users.groups: declare it there, or set a group that exists (or a decimal gid)")
       entries;
 
@@ -213,7 +225,7 @@ in
     };
 
     identityPaths = mkOption {
-      type = types.listOf types.path;
+      type = types.listOf optionsLib.pathNotInStore;
       default =
         let
           keys = config.services.openssh.hostKeys;
@@ -225,7 +237,9 @@ in
       description = ''
         Private keys tried, in order, to decrypt secrets: OpenSSH ed25519 or
         rsa keys, or age identity files. They are read on the machine at
-        activation, never copied into the store.
+        activation, never copied into the store: a path into the store, or
+        a Nix path such as `./key.txt` (which the build copies there), is
+        refused.
 
         A key must exist when secrets are installed, early in boot: sshd
         creates missing host keys only when it first starts, later, so a
@@ -277,7 +291,7 @@ in
     };
 
     manifest = mkOption {
-      type = types.attrs;
+      type = types.attrsOf types.anything;
       readOnly = true;
       default = manifest;
       defaultText = literalMD "built from the options above";
@@ -285,7 +299,7 @@ in
     };
 
     manifestForUsers = mkOption {
-      type = types.attrs;
+      type = types.attrsOf types.anything;
       readOnly = true;
       default = manifestForUsers;
       defaultText = literalMD "built from the `neededForUsers` secrets";
@@ -308,7 +322,10 @@ in
       nixseal.secrets = mkIf cfg.declareRulesSecrets (lib.genAttrs cfg.rulesSecrets (_: { }));
     }
     (mkIf anySecrets {
-      warnings = lib.optional (scriptMode && noScriptsReason == "") "nixseal.activation = \"script\": activation scripts are on their way out of NixOS; nixseal.activation = \"systemd\" (the default) installs secrets from a unit instead";
+      warnings = map
+        (s: "nixseal.secrets.\"${s.name}\".neededForUsers: with systemd.sysusers.enable, systemd-sysusers sets a password only when it creates a user, so a changed value of this secret reaches no existing user until it is created again; set services.userborn.enable instead to have a new password applied on the switch")
+        (lib.optionals config.systemd.sysusers.enable userSecrets)
+      ++ lib.optional (scriptMode && noScriptsReason == "") "nixseal.activation = \"script\": activation scripts are on their way out of NixOS; nixseal.activation = \"systemd\" (the default) installs secrets from a unit instead";
 
       assertions = map (message: { assertion = false; inherit message; }) problems ++ [
         {
@@ -320,7 +337,7 @@ in
           message = "nixseal.activation = \"script\" cannot work with ${noScriptsReason} (no activation scripts for users): set nixseal.activation = \"systemd\"";
         }
         {
-          assertion = !(userSecrets != [ ] && !userUnitsOn && config.system.nixos-init.enable);
+          assertion = !(userSecrets != [ ] && !userUnitsOn && nixosInit);
           message = "nixseal.secrets.<name>.neededForUsers (set for ${lib.concatMapStringsSep ", " (s: "\"${s.name}\"") userSecrets}) needs services.userborn.enable or systemd.sysusers.enable with system.nixos-init.enable (which runs no activation scripts): enable one of them, or set neededForUsers = false";
         }
         {

@@ -1,6 +1,6 @@
 # Stand-ins for the home-manager options nixseal's home-manager module
-# touches, with home-manager's types: systemd.user.services is INI-shaped
-# (`<unit>.<Section>.<Key> = value`), home.packages a package list.
+# touches, with home-manager's types; each names the home-manager file
+# (under modules/) it mirrors.
 { lib, ... }:
 let
   inherit (lib) mkOption types;
@@ -15,6 +15,7 @@ let
 in
 {
   options = {
+    # misc/assertions.nix
     assertions = mkOption {
       type = types.listOf types.unspecified;
       internal = true;
@@ -25,12 +26,35 @@ in
       internal = true;
       default = [ ];
     };
+    # home-environment.nix
     home.username = mkOption { type = types.str; };
     home.homeDirectory = mkOption { type = types.path; };
+    # home-environment.nix
     home.packages = mkOption {
       type = types.listOf types.package;
       default = [ ];
     };
+    # home-environment.nix: a DAG of script snippets (lib/dag.nix entries:
+    # { data; after; before; }), run in order after writeBoundary.
+    home.activation = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            data = mkOption { type = types.str; };
+            after = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+            };
+            before = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+            };
+          };
+        }
+      );
+      default = { };
+    };
+    # systemd.nix: INI-shaped (`<unit>.<Section>.<Key> = value`)
     systemd.user.services = mkOption {
       type = types.attrsOf unitType;
       default = { };

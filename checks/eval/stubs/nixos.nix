@@ -293,6 +293,7 @@ let
 in
 {
   options = {
+    # modules/misc/assertions.nix
     assertions = mkOption {
       type = types.listOf types.unspecified;
       internal = true;
@@ -304,6 +305,7 @@ in
       default = [ ];
     };
 
+    # modules/tasks/network-interfaces.nix, modules/misc/version.nix
     networking.hostName = mkOption {
       type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
       default = config.system.nixos.distroId;
@@ -388,7 +390,7 @@ in
       ];
     };
 
-    # nixos/modules/system/etc/etc.nix
+    # modules/system/etc/etc.nix
     environment.etc = mkOption {
       type = types.attrsOf (
         types.submodule (
@@ -519,8 +521,8 @@ in
       removeAttrs config.system.activationScripts [ "script" ]
     );
 
-    # modules/system/boot/systemd.nix: the target units that need a rerun
-    # on a switch are required by (systemd has no such target before 256).
+    # modules/system/boot/systemd.nix: NixOS's own target; units that must
+    # run again on a switch are required by it and ordered before it.
     systemd.targets.sysinit-reactivation.description = "Reactivate sysinit units";
 
     # modules/services/system/userborn.nix
