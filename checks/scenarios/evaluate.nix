@@ -8,7 +8,9 @@
 #
 # nixsealOutPath: where the units find the helper (the real-systemd tests
 # pass the path of the helper in their guest); `units` is what they render.
-{ libPath ? builtins.getEnv "NIXPKGS_LIB", nixsealOutPath ? null }:
+# extraModules are added to every NixOS system; only: evaluate these
+# scenarios alone.
+{ libPath ? builtins.getEnv "NIXPKGS_LIB", nixsealOutPath ? null, extraModules ? [ ], only ? null }:
 let
   harness = import ../eval/lib.nix { lib-path = libPath; };
   inherit (harness) lib;
@@ -19,7 +21,7 @@ let
   host = scenario: system:
     let
       r = harness.evalHost {
-        modules = defs.modulesFor scenario system;
+        modules = defs.modulesFor scenario system ++ extraModules;
         pkgsArgs = { inherit nixsealOutPath; };
       };
       cfg = r.config;
@@ -81,4 +83,4 @@ lib.mapAttrs (
     { base = home scenario; }
   else
     lib.genAttrs (systemsOf scenario) (host scenario)
-) defs.scenarios
+) (if only == null then defs.scenarios else lib.filterAttrs (n: _: builtins.elem n only) defs.scenarios)

@@ -44,12 +44,23 @@ def load_scenarios() -> dict[str, dict[str, Any]]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(SCENARIO_DIR.glob("*.json"))}
 
 
-def evaluate(env: dict[str, str], nixseal_out: str | None = None) -> dict[str, Any]:
+def evaluate(
+    env: dict[str, str],
+    nixseal_out: str | None = None,
+    modules: list[str] | None = None,
+    only: list[str] | None = None,
+) -> dict[str, Any]:
     """Every scenario's systems, evaluated offline (files copied into the store).
 
-    nixseal_out: the nixseal package's path that units run the helper from.
+    nixseal_out: the nixseal package's path that units run the helper from;
+    modules: NixOS modules (Nix text) added to every system; only: these
+    scenarios alone.
     """
     extra = ["--argstr", "nixsealOutPath", nixseal_out] if nixseal_out else []
+    if modules:
+        extra += ["--arg", "extraModules", "[ " + " ".join(f"({m})" for m in modules) + " ]"]
+    if only:
+        extra += ["--arg", "only", "[ " + " ".join(f'"{n}"' for n in only) + " ]"]
     proc = subprocess.run(
         [
             *("nix-instantiate", "--eval", "--read-write-mode", "--strict", "--json"),

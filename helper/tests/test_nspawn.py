@@ -12,17 +12,20 @@ first. The home-manager scenario runs the user unit in a lingering user's
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _guesthost import GuestHost, Ids, mono, snapshot
+from _nixeval import evaluate as evaluate_nix
 from _nspawn import GUEST_PACKAGE, Guest, needs_nspawn
 from _twin import TEST_KEYS, committed_key, evaluate, load_scenarios, password_matches
 from _units import GuestStore, render_user
-from conftest import NIXPKGS_LIB, needs_nix
+from conftest import NIXPKGS_LIB, REPO_ROOT, needs_nix
 
 pytestmark = [needs_nix, needs_nspawn]
 
@@ -157,8 +160,6 @@ def test_home_scenario_under_systemd_user(
     user = home["user"]
     store = GuestStore(tmp_path / "store")
     rendered = render_user(system["userUnits"])
-    import json
-
     store.add(
         list(rendered.files.values()), {system["manifestFile"]: json.dumps(system["manifest"])}
     )
@@ -214,3 +215,111 @@ def test_home_scenario_under_systemd_user(
                 assert got["content"] == want["content"]
                 assert got["uid"] == uid
                 assert got["mode"] == int(want["mode"], 8)
+
+        # home-manager switch to a new manifest: its activation restarts the
+        # unit, whatever systemd.user.startServices says.
+        new = evaluate_nix(
+            f"""let r = h.evalHome {{ pkgsArgs.nixsealOutPath = "{GUEST_PACKAGE}";
+              modules = [ {REPO_ROOT / home["module"]}
+                ({{ nixseal.secrets."carol/api-token".mode = "0440"; }}) ]; }};
+            in {{ units = r.config.systemd.user.services; inherit (r.config.nixseal) manifest;
+                  file = toString r.config.nixseal.manifestFile;
+                  activation = r.config.home.activation.nixseal.data; }}""",
+            readonly=False,
+        )
+        rendered = render_user(new["units"])
+        store.add(
+            [*rendered.files.values(), new["activation"]],
+            {new["file"]: json.dumps(new["manifest"])},
+        )
+        rendered.write(Path(f"{guest.root}/home/{user}/.config/systemd/user"))
+        guest.run(["systemctl", "--user", "daemon-reload"], user=user, env=env, check=True)
+        script = 'run() { "$@"; }\n' + new["activation"]
+        guest.run(["bash", "-euc", script], user=user, env=env, check=True)
+        token = f"{runtime}/secrets/carol/api-token"
+        assert snapshot(guest, [token])[token]["mode"] == 0o440
+
+
+def encrypted_for(host: str, value: bytes, path: Path) -> Path:
+    from nixseal import crypto
+
+    public = (TEST_KEYS / f"{host}_ssh_host_ed25519_key.pub").read_text().strip()
+    path.write_bytes(crypto.encrypt(value, [crypto.parse_recipient(public, "test")]))
+    return path
+
+
+def changed_files(files: dict[str, Path]) -> str:
+    body = " ".join(f'nixseal.secrets."{name}".file = {path};' for name, path in files.items())
+    return "{ " + body + " }"
+
+
+# A service that only reloads on a new smtp password.
+MAILER = """{ pkgs, ... }: {
+  nixseal.secrets."shared/smtp-password".reloadUnits = [ "mailer.service" ];
+  systemd.services.mailer = {
+    wantedBy = [ "multi-user.target" ];
+    serviceConfig.ExecStart = "${pkgs.coreutils}/bin/sleep infinity";
+    serviceConfig.ExecReload = "${pkgs.coreutils}/bin/true";
+  };
+}"""
+
+
+def test_userborn_switch_reloads_reload_units_and_applies_a_new_password(tmp_path: Path) -> None:
+    """db1: its smtp password has reloadUnits database.service; dbadmin's
+    password is a neededForUsers secret, and userborn only sees its path."""
+    new_hash = subprocess.run(
+        ["openssl", "passwd", "-6", "-salt", "nixsealswitch", "dbadmin-new-password"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    files = {
+        "shared/smtp-password": encrypted_for("db1", b"smtp-relay-v2", tmp_path / "smtp.age"),
+        "db1/dbadmin-password": encrypted_for("db1", new_hash.encode(), tmp_path / "dbadmin.age"),
+    }
+    env = {**os.environ, "NIXPKGS_LIB": str(NIXPKGS_LIB)}
+    base = evaluate(env, GUEST_PACKAGE, [MAILER], only=["userborn"])["userborn"]["base"]
+    modules = [MAILER, changed_files(files)]
+    new = evaluate(env, GUEST_PACKAGE, modules, only=["userborn"])["userborn"]["base"]
+    host = GuestHost(base, TEST_KEYS / "db1_ssh_host_ed25519_key", tmp_path / "store")
+    with host.guest() as guest:
+        shadow = snapshot(guest, ["/etc/shadow"])["/etc/shadow"]["content"]
+        assert "dbadmin:$6$nixsealtestsalt2$" in shadow  # set at boot by userborn
+        watched = ["mailer.service", "database.service", "userborn.service"]
+        before = invocations(guest, watched)
+        assert host.switch(guest, new) == 0, guest.journal("nixseal-install.service")
+        after = invocations(guest, watched)
+        assert after["mailer.service"] == before["mailer.service"]  # reloaded, not restarted
+        assert "Reloaded" in guest.journal("mailer.service")
+        # database.conf (a template of the smtp password) restarts the database
+        assert after["database.service"] != before["database.service"]
+        assert after["userborn.service"] != before["userborn.service"]
+        shadow = snapshot(guest, ["/etc/shadow"])["/etc/shadow"]["content"]
+        assert f"dbadmin:{new_hash}:" in shadow
+        conf = snapshot(guest, ["/run/secrets/rendered/database.conf"])
+        assert (
+            "smtp_password = smtp-relay-v2"
+            in conf["/run/secrets/rendered/database.conf"]["content"]
+        )
+
+
+def test_script_mode_restarts_changed_units_after_the_switch(tmp_path: Path) -> None:
+    """web1 with activation = "script": the snippet defers, nixseal-restart-units signals."""
+    env = {**os.environ, "NIXPKGS_LIB": str(NIXPKGS_LIB)}
+    script = '{ nixseal.activation = "script"; }'
+    systems = evaluate(env, GUEST_PACKAGE, [script], only=["switch-restarts-changed"])
+    systems = systems["switch-restarts-changed"]
+    assert "nixseal-install" not in systems["base"]["units"]["services"]
+    host = GuestHost(systems["base"], TEST_KEYS / "web1_ssh_host_ed25519_key", tmp_path / "store")
+    with host.guest() as guest:
+        token = snapshot(guest, ["/run/secrets/web1/app-token"])["/run/secrets/web1/app-token"]
+        assert token["content"] == "tok-web1-Yv3q9sLm2Xw8Rk4NcT6bZpA1"
+        Step(guest, host, "boot").active(["webapp.service", "nixseal-restart-units.service"])
+        before = invocations(guest, ["webapp.service", "webapp-worker.service"])
+        assert host.switch(guest, systems["app-token-v2"]) == 0, host.activation_log
+        after = invocations(guest, ["webapp.service", "webapp-worker.service"])
+        assert after["webapp.service"] != before["webapp.service"]
+        assert after["webapp-worker.service"] == before["webapp-worker.service"]
+        assert not Path(str(guest.root) + "/run/nixos/activation-restart-list").exists()
+        journal = guest.journal("nixseal-restart-units.service")
+        assert "pending units signalled" in journal, journal
