@@ -107,15 +107,21 @@ let
     - `script`: the activation snippet `nixseal`, after `specialfs`,
       `users`, `groups` and `etc`, with dry activation (`nixos-rebuild
       dry-activate` runs `nixseal install --dry-run`, which changes
-      nothing). Changed secrets' units go to
-      `/run/nixos/activation-restart-list` and `activation-reload-list`,
-      which `switch-to-configuration` acts on.
+      nothing). The snippet runs before `switch-to-configuration` reloads
+      systemd, so changed secrets' units stay pending and
+      `nixseal-restart-units.service` (restarted by a new manifest, after
+      the reload) signals them with `systemctl`; NixOS's deprecated
+      restart lists are not used.
     - `neededForUsers` secrets (user passwords) have their own manifest,
       installed under `/run/secrets-for-users` before users are created:
       by `nixseal-install-for-users.service`, ordered before
-      `userborn.service` or `systemd-sysusers.service`, or, where the
+      `userborn.service` or `systemd-sysusers.service` (and so before
+      `local-fs.target`: its keys must be on file systems the initrd
+      mounts, `fileSystems.<path>.neededForBoot`), or, where the
       activation script creates users, by the snippet `nixsealForUsers`,
-      which `users` depends on (in both modes).
+      which `users` depends on (in both modes). A changed password
+      restarts `userborn.service`, which applies it; systemd-sysusers
+      never changes an existing user's password (the build warns).
 
     Keys at first boot: a key must be on the machine before its first
     boot, since sshd generates missing host keys only when it starts,
