@@ -127,6 +127,8 @@ def test_host_scenario_under_systemd(name: str, evaluated: dict[str, Any], tmp_p
             else:
                 assert status == 0, f"{where}: {journal}"
             check.files(step.get("files", {}), step.get("links", {}))
+            fstype = guest.run(["findmnt", "-n", "-o", "FSTYPE", "/run/secrets.d"]).stdout
+            assert fstype.strip() == "ramfs", f"{where}: /run/secrets.d is {fstype!r}"
             check.active([u for u in step.get("active", []) if u != "nixseal.service"])
             check.order(step.get("order", []))
             # Ordered only by default dependencies, every consumer started
