@@ -19,6 +19,7 @@ from nixseal.log import LOG_FORMATS
 
 if TYPE_CHECKING:
     from nixseal.activation import Activation
+    from nixseal.restart import Units
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from nixseal import log as logging_setup
     from nixseal import manifest as manifest_mod
     from nixseal.activation import Activation
-    from nixseal.restart import apply
 
     log = logging_setup.get_logger()
     root = _root(args.root)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     )
     activation = Activation(manifest, root, args.dry_run, not args.no_mount, log)
     if args.signal_pending:
-        return _signal_pending(activation, root, log)
+        return _signal_pending(activation, log)
     with activation.locked():
         out = activation.run()
         log = log.bind(generation=out.generation)
@@ -78,28 +78,32 @@ def run(args: argparse.Namespace) -> int:
             return 1 if out.failed else 0
         if out.units and args.defer_signals:
             log.info("units pending", restart=units["restart"], reload=units["reload"])
-        elif out.units:
-            rooted = activation.rooted
-            handed_over = apply(
-                out.units,
-                rooted(manifest.restart_list_path) if manifest.restart_list_path else None,
-                rooted(manifest.reload_list_path) if manifest.reload_list_path else None,
-                root is None,
-                log,
-                user=manifest.user_mode,
-            )
-            if handed_over:
-                activation.clear_pending(out)
+        elif out.units and _hand_over(activation, out.units, log):
+            activation.clear_pending(out)
     log.info("install finished", previous=out.previous, **counts, signalled=units)
     return 1 if out.failed else 0
 
 
-def _signal_pending(activation: Activation, root: str | None, log: Any) -> int:
+def _hand_over(activation: Activation, units: Units, log: Any) -> bool:
+    """Units to the manifest's lists, or to systemctl (never under --root)."""
+    from nixseal.restart import apply
+
+    m, rooted = activation.m, activation.rooted
+    return apply(
+        units,
+        rooted(m.restart_list_path) if m.restart_list_path else None,
+        rooted(m.reload_list_path) if m.reload_list_path else None,
+        activation.root is None,
+        log,
+        user=m.user_mode,
+    )
+
+
+def _signal_pending(activation: Activation, log: Any) -> int:
     """Hand over the units the live generation's record holds as pending."""
     from nixseal import generation as gen
-    from nixseal.restart import Units, apply
+    from nixseal.restart import Units
 
-    m = activation.m
     with activation.locked():
         number = gen.current(activation.symlink, activation.mount_point)
         record = None if number is None else gen.read_record(activation.mount_point, number)
@@ -108,15 +112,7 @@ def _signal_pending(activation: Activation, root: str | None, log: Any) -> int:
         if number is None or record is None or not units:
             log.info("no units pending")
             return 0
-        rooted = activation.rooted
-        handed_over = apply(
-            units,
-            rooted(m.restart_list_path) if m.restart_list_path else None,
-            rooted(m.reload_list_path) if m.reload_list_path else None,
-            root is None,
-            log,
-            user=m.user_mode,
-        )
+        handed_over = _hand_over(activation, units, log)
         if handed_over:
             record["pending"] = {"restart": [], "reload": []}
             gen.write_record(activation.mount_point, number, record)
