@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nixseal.errors import ManifestError
+from nixseal.names import SECRET_NAME, UNIT_NAME
 
 VERSION = 1
 DEFAULT_MOUNT_POINT = "/run/secrets.d"
@@ -24,15 +25,10 @@ DEFAULT_KEEP_GENERATIONS = 1
 RENDERED_DIR = "rendered"
 RUNTIME_DIR_TOKEN = "%r"  # noqa: S105 (a path token, not a password)
 
-_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _ACCOUNT = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\$?|[0-9]+")
 _MODE = re.compile(r"0?[0-7]{3}")
 # uid_t and gid_t are 32 bits; (uid_t)-1 means "leave unchanged" to chown.
 _MAX_ID = 2**32 - 2
-_UNIT = re.compile(
-    r"[a-zA-Z0-9@%:_.\\-]+[.]"
-    r"(service|socket|device|mount|automount|swap|target|path|timer|scope|slice)"
-)
 
 # The manifest's top-level fields (v1, listed in docs/architecture.md); the NixOS module
 # must write exactly these.
@@ -179,8 +175,7 @@ def expand_runtime_dir(manifest: Manifest, runtime_dir: str | None) -> Manifest:
 
 def is_name(name: str) -> bool:
     """Relative path of [A-Za-z0-9._-] segments; never '.', '..' or absolute."""
-    segments = name.split("/")
-    return all(_SEGMENT.fullmatch(s) and s not in {".", ".."} for s in segments)
+    return SECRET_NAME.fullmatch(name) is not None
 
 
 def parse_mode(text: str) -> int | None:
@@ -433,7 +428,7 @@ def _account(value: Any, where: str) -> str | None:
 def _units(value: Any, where: str) -> tuple[str, ...]:
     units = []
     for i, unit in enumerate(_list(value, where)):
-        if not isinstance(unit, str) or not _UNIT.fullmatch(unit):
+        if not isinstance(unit, str) or not UNIT_NAME.fullmatch(unit):
             raise ManifestError(f"{where}[{i}]: bad unit name {unit!r}")
         units.append(unit)
     return tuple(units)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nixseal.errors import CryptoError, RulesError
+from nixseal.names import SECRET_NAME
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +35,6 @@ GENERATOR_KINDS = ("password", "hex", "base64", "ssh-ed25519", "age")
 # Kinds whose output size is a choice; the key kinds have a fixed size.
 SIZED_KINDS = ("password", "hex", "base64")
 
-_NAME_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _IDENT = re.compile(r"[A-Za-z0-9._-]+")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _DURATION = re.compile(r"\s*(\d+)\s*([hdwy])\s*")
@@ -220,7 +220,7 @@ def check_secret_name(name: str, where: str) -> str:
     if not name or name.startswith("/") or name.endswith("/"):
         raise RulesError(f"{where}: bad secret name {name!r}: must be a relative path")
     for seg in name.split("/"):
-        if seg in (".", "..") or not _NAME_SEGMENT.fullmatch(seg):
+        if not SECRET_NAME.fullmatch(seg):  # a name of one segment
             raise RulesError(
                 f"{where}: bad secret name {name!r}: use segments of A-Z a-z 0-9 . _ - "
                 "joined by '/', never '..' or '.'"

@@ -6,6 +6,7 @@
 { lib }:
 let
   inherit (lib) concatMap filter attrNames filterAttrs groupBy length isList listToAttrs nameValuePair;
+  names = import ./names.nix;
 
   # Placeholders are readable so that templates kept in files (which cannot
   # interpolate Nix values) can name secrets too.
@@ -20,11 +21,8 @@ let
     else
       toString file;
 
-  # Names (docs/architecture.md, the rules file): relative paths of [A-Za-z0-9._-] segments joined by "/",
-  # never "." or ".." segments, never absolute. One regex per check: these
-  # run for every secret.
-  nameSegment = "([A-Za-z0-9_-]|[.][A-Za-z0-9_-]|[.][.][A-Za-z0-9._-])[A-Za-z0-9._-]*";
-  goodName = name: builtins.match "${nameSegment}(/${nameSegment})*" name != null;
+  # One regex per check: these run for every secret.
+  goodName = name: builtins.match names.secretName name != null;
 
   # Absolute, normalized (no "", "." or ".." segments), no newline.
   pathSegment = "([^./\n]|[.][^./\n]|[.][.][^/\n])[^/\n]*";

@@ -4,14 +4,13 @@
 let
   inherit (import ./manifest.nix { inherit lib; }) placeholderFor;
   inherit (lib) mkOption types literalExpression literalMD;
+  names = import ./names.nix;
 in
 rec {
   # Secrets and templates: see ./record.nix for why not types.submodule.
   entryType = import ./record.nix { inherit lib; };
 
-  # Same pattern as nixpkgs' systemd unit names, so a typo in restartUnits
-  # fails the build instead of a restart at switch time.
-  unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
+  unitNameType = types.strMatching names.unitName;
 
   modeType = types.strMatching "0?[0-7]{3}";
 
