@@ -48,18 +48,6 @@ let
     else
       " `${value.text}`";
 
-  # Options of a submodule (`nixseal.secrets.<name>.owner`) carry no file
-  # of their own: they are declared where the submodule option is.
-  declarationsOf = docs: o:
-    if o.declarations != [ ] then
-      o.declarations
-    else
-      let
-        parent = lib.head (lib.splitString ".<name>." o.name);
-        found = lib.filter (p: p.name == parent) docs;
-      in
-      if found == [ ] then [ ] else (lib.head found).declarations;
-
   # A pattern in a type's description is code: as text, Markdown would
   # read `[.](service|...)` as a link.
   typeText = t:
@@ -68,10 +56,7 @@ let
     in
     if m == null then t else "${lib.head m}`${lib.last m}`";
 
-  option = docs: o:
-    let
-      declarations = declarationsOf docs o;
-    in
+  option = o:
     lib.concatStringsSep "\n" (
       [
         "### `${o.name}`"
@@ -83,8 +68,8 @@ let
       ++ lib.optional (o ? default) "- Default:${render o o.default}"
       ++ lib.optional (o ? example) "- Example:${render o o.example}"
       ++ lib.optional o.readOnly "- Read-only"
-      ++ lib.optional (declarations != [ ])
-        "- Declared in: ${lib.concatMapStringsSep ", " (f: "`${relative f}`") declarations}"
+      ++ lib.optional (o.declarations != [ ])
+        "- Declared in: ${lib.concatMapStringsSep ", " (f: "`${relative f}`") o.declarations}"
       ++ [ "" ]
     );
 
@@ -137,7 +122,7 @@ let
 
     ${intro}
 
-    ${lib.concatMapStringsSep "\n" (option docs) docs}'';
+    ${lib.concatMapStringsSep "\n" option docs}'';
 in
 lib.concatStringsSep "\n" [
   ''

@@ -1,36 +1,21 @@
 # Per-user secrets for home-manager: encrypted to the user's own key in the
 # rules file, decrypted with the user's identity by a systemd user unit
-# running `nixseal install` in user mode, into $XDG_RUNTIME_DIR (`%r`).
+# running `nixseal install` in user mode, into $XDG_RUNTIME_DIR (`%r`). The
+# entries' options, the manifest and its checks are the NixOS module's
+# (../lib); owners are not: every file belongs to the user.
 { config, lib, pkgs, ... }:
 let
-  inherit (lib) mkOption mkIf types literalExpression literalMD attrValues optional optionals concatMap;
+  inherit (lib) mkOption mkIf types literalExpression literalMD attrValues optional;
 
   cfg = config.nixseal;
   manifestLib = import ../lib/manifest.nix { inherit lib; };
   rulesLib = import ../lib/rules.nix { inherit lib; };
   optionsLib = import ../lib/options.nix { inherit lib; };
 
-  rules = if cfg.rules == null then null else rulesLib.read cfg.rules;
-  rulesDir = dirOf cfg.rules;
-  forUser = rulesLib.forUser rules cfg.userName;
-
-  secretType = optionsLib.entryType ({ name, config, ... }: {
-    options = optionsLib.secretOptions {
-      inherit name config;
-      fileDefault = if cfg.rules == null then null else rulesDir + "/${config.name}.age";
-      fileDefaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
-      pathPrefix = cfg.symlinkPath;
-      pathPrefixText = "\${config.nixseal.symlinkPath}";
-    };
-  });
-
-  templateType = optionsLib.entryType ({ name, config, ... }: {
-    options = optionsLib.templateOptions {
-      inherit name config;
-      pathPrefix = "${cfg.symlinkPath}/rendered";
-      pathPrefixText = "\${config.nixseal.symlinkPath}/rendered";
-    };
-  });
+  rules = rulesLib.of cfg.rules;
+  user = cfg.userName;
+  forUser = rulesLib.forUser rules user;
+  rulesFile = toString cfg.rules;
 
   # User mode neither chowns nor resolves names: every file belongs to the
   # user running the unit (group null: the owner's primary group).
@@ -43,37 +28,34 @@ let
       inherit (cfg) mountPoint symlinkPath keepGenerations identityPaths;
       useTmpfs = false;
       userMode = true;
-      restartListPath = null;
-      reloadListPath = null;
     };
     inherit secrets templates;
   };
 
-  manifestFile = pkgs.writeText "nixseal-manifest-${config.home.username}.json" (builtins.toJSON manifest);
+  manifestFile = manifestLib.toFile { inherit pkgs manifest; name = "nixseal-manifest-${config.home.username}.json"; };
 
-  rulesFile = toString cfg.rules;
-  ruleProblems = optionals (rules != null) (
-    let
-      fromRules = builtins.filter (s: s.file == rulesDir + "/${s.name}.age") secrets;
-    in
-    optional (fromRules != [ ] && !forUser.known) "nixseal.userName: user \"${cfg.userName}\" is not in [users] of the rules file ${rulesFile}: add [users.${cfg.userName}] with the user's key, or set nixseal.userName to the user's name there"
-    ++ concatMap
-      (s: optional (!(forUser.given ? ${s.name})) "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to user \"${cfg.userName}\": add \"${cfg.userName}\" to users of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\"")
-      fromRules
-  );
+  problems =
+    manifestLib.entryProblems { inherit secrets templates; known = manifest.placeholders; allowRuntimeDir = true; }
+    ++ rulesLib.problems {
+      rulesPath = cfg.rules;
+      who = forUser;
+      inherit secrets;
+      unknown = "nixseal.userName: user \"${user}\" is not in [users] of the rules file ${rulesFile}: add [users.${user}] with the user's key, or set nixseal.userName to the user's name there";
+      notGiven = s: "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to user \"${user}\": add \"${user}\" to users of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\"";
+    };
 
   # systemd user units exist on Linux only (home-manager also runs on macOS).
   isLinux = pkgs.stdenv.hostPlatform.isLinux;
   systemctl = "${pkgs.systemd}/bin/systemctl";
-
-  problems =
-    manifestLib.entryProblems { inherit secrets templates; known = manifest.placeholders; allowRuntimeDir = true; }
-    ++ ruleProblems;
 in
 {
   options.nixseal = {
     secrets = mkOption {
-      type = types.attrsOf secretType;
+      type = types.attrsOf (optionsLib.entryType (optionsLib.secretFields {
+        inherit (cfg) rules;
+        pathPrefix = _: cfg.symlinkPath;
+        pathPrefixText = "\${config.nixseal.symlinkPath}";
+      }));
       default = { };
       example = literalExpression ''{ "carol/github-token" = { }; }'';
       description = ''
@@ -83,10 +65,11 @@ in
       '';
     };
     templates = mkOption {
-      type = types.attrsOf templateType;
+      type = types.attrsOf (optionsLib.entryType (optionsLib.templateFields { inherit (cfg) symlinkPath; }));
       default = { };
       description = "Files rendered from text holding placeholders of this user's secrets.";
     };
+    placeholder = optionsLib.placeholderOption cfg.secrets;
     userName = mkOption {
       type = types.str;
       default = config.home.username;
@@ -99,11 +82,8 @@ in
       defaultText = literalExpression ''[ "''${config.home.homeDirectory}/.ssh/id_ed25519" ]'';
       description = "The user's private keys (OpenSSH ed25519/rsa or age identity files), tried in order.";
     };
-    manifest = mkOption {
-      type = types.attrsOf types.anything;
-      readOnly = true;
-      default = manifest;
-      defaultText = literalMD "built from the options above";
+    manifest = optionsLib.manifestOption {
+      value = manifest;
       description = "The manifest handed to `nixseal install` by the user unit, as data.";
     };
     manifestFile = mkOption {
@@ -113,16 +93,14 @@ in
       defaultText = literalMD "the manifest as a JSON file in the store";
       description = "The manifest file the user unit installs from.";
     };
-  } // optionsLib.commonSettings {
+    package = optionsLib.packageOption { inherit pkgs; flakeOutput = "homeManagerModules.nixseal"; };
+  } // optionsLib.settingsOptions {
     mountPointDefault = "%r/secrets.d";
     symlinkPathDefault = "%r/secrets";
-  } // optionsLib.moduleOptions {
-    inherit pkgs;
-    inherit (cfg) secrets;
+  } // optionsLib.rulesOptions {
     subject = "user";
     nameOption = "nixseal.userName";
     rulesNames = if rules == null then [ ] else forUser.names;
-    flakeOutput = "homeManagerModules.nixseal";
   };
 
   config = lib.mkMerge [

@@ -1,8 +1,10 @@
 # The manifest (v1) is built here, from evaluated options, and nowhere else:
 # the NixOS module and the home-manager module both hand their settings to
-# `build`. Also here: the checks both modules turn into assertions, written
-# to cost one pass over the secrets (hosts with thousands of secrets must
-# evaluate quickly, so no per-secret scans of all secrets).
+# `build`. Also here: the conventions the modules add to the manifest,
+# without a field of their own, and the checks both modules turn into
+# assertions, written to cost one pass over the secrets (hosts with
+# thousands of secrets must evaluate quickly, so no per-secret scans of all
+# secrets).
 { lib }:
 let
   inherit (lib) concatMap filter attrNames filterAttrs groupBy length isList listToAttrs nameValuePair;
@@ -54,18 +56,45 @@ in
 rec {
   inherit placeholderFor fileString goodName goodPath placeholdersIn;
 
+  # Where the NixOS module installs the secrets needed to create users
+  # (neededForUsers), from a manifest of their own.
+  forUsersDir = "/run/secrets-for-users";
+
   # settings: mountPoint symlinkPath keepGenerations useTmpfs identityPaths
-  # userMode restartListPath reloadListPath; secrets and templates: lists of
-  # evaluated submodule values.
+  # userMode; secrets and templates: lists of evaluated entries.
   build = { settings, secrets, templates ? [ ] }: {
     version = 1;
-    inherit (settings) mountPoint symlinkPath keepGenerations useTmpfs userMode restartListPath reloadListPath;
+    inherit (settings) mountPoint symlinkPath keepGenerations useTmpfs userMode;
+    # NixOS's restart lists (/run/nixos/activation-restart-list) are
+    # deprecated (switch-to-configuration warns; gone in NixOS 26.11): the
+    # helper signals units with systemctl, after the switch in script mode
+    # too (nixseal-restart-units.service).
+    restartListPath = null;
+    reloadListPath = null;
     # Never copy a private key into the store: identities stay strings.
     identityPaths = map toString settings.identityPaths;
     secrets = map secretEntry secrets;
     templates = map templateEntry templates;
     placeholders = listToAttrs (map (s: nameValuePair s.name (placeholderFor s.name)) secrets);
   };
+
+  # The manifest as a file in the store. With `check` ({ package, hostKey
+  # }), the build runs `nixseal check-manifest` on it, so that it fails
+  # when the manifest is malformed or a file is unreadable or not encrypted
+  # to `hostKey` (an ssh public key, or null).
+  toFile = { pkgs, name, manifest, check ? null }:
+    if check == null then
+      pkgs.writeText name (builtins.toJSON manifest)
+    else
+      pkgs.runCommand name
+        {
+          manifest = builtins.toJSON manifest;
+          passAsFile = [ "manifest" ];
+        }
+        ''
+          ${check.package}/bin/nixseal check-manifest "$manifestPath"${lib.optionalString (check.hostKey != null) " --host-key ${lib.escapeShellArg check.hostKey}"}
+          cp "$manifestPath" "$out"
+        '';
 
   # Messages for entries whose name or path is unsafe. `kind` is the option
   # set ("nixseal.secrets"), `entries` evaluated submodule values.

@@ -1,5 +1,7 @@
-# Option declarations shared by the NixOS and the home-manager module: the
-# parts of a secret or template that mean the same in both.
+# Option declarations shared by the NixOS and the home-manager module, each
+# written once: the fields of secrets and templates, the settings that go
+# into every manifest, and the options about the rules file, placeholders
+# and the package, worded for a host or a user.
 { lib }:
 let
   inherit (import ./manifest.nix { inherit lib; }) placeholderFor;
@@ -22,25 +24,37 @@ rec {
     description = "absolute path outside the Nix store (a string, never a Nix path)";
   };
 
-  unitOptions = what: {
+  # The two kinds of entry, as their options' descriptions name them.
+  secret = { what = "secret"; file = "decrypted file"; };
+  template = { what = "template"; file = "rendered file"; };
+
+  # What every entry has, in both modules: its mode and the units told when
+  # it changes. `kind`: `secret` or `template`.
+  entryOptions = kind: {
+    mode = mkOption {
+      type = modeType;
+      default = "0400";
+      description = "Permissions of the ${kind.file}, in octal.";
+    };
     restartUnits = mkOption {
       type = types.listOf unitNameType;
       default = [ ];
       example = [ "nginx.service" ];
-      description = "Units to restart when this ${what} changes (not on first install).";
+      description = "Units to restart when this ${kind.what} changes (not on first install).";
     };
     reloadUnits = mkOption {
       type = types.listOf unitNameType;
       default = [ ];
       example = [ "nginx.service" ];
-      description = "Units to reload (or restart, when they cannot reload) when this ${what} changes.";
+      description = "Units to reload (or restart, when they cannot reload) when this ${kind.what} changes.";
     };
   };
 
-  # fileDefault: path or null (no default). pathPrefix: directory text for
-  # the default path, pathPrefixText the same as users should read it.
-  secretOptions = { name, config, fileDefault, fileDefaultText, pathPrefix, pathPrefixText }:
-    {
+  # A secret's fields for `entryType`. `rules`: the module's nixseal.rules,
+  # which gives `file` its default. `pathPrefix entry`: the directory of
+  # the default path; `pathPrefixText`, the same as users should read it.
+  secretFields = { rules, pathPrefix, pathPrefixText }: { name, config, ... }: {
+    options = {
       name = mkOption {
         type = types.str;
         default = name;
@@ -53,31 +67,29 @@ rec {
       file = mkOption {
         type = types.path;
         # Without a rules file there is no default: the option must be set.
-        defaultText = fileDefaultText;
+        defaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
         description = ''
           The age-encrypted file. A Nix path is copied into the store (it is
           encrypted, so that is safe); a string is used as given, for files
           already on the target machine.
         '';
-      } // lib.optionalAttrs (fileDefault != null) { default = fileDefault; };
+      } // lib.optionalAttrs (rules != null) { default = dirOf rules + "/${config.name}.age"; };
       path = mkOption {
         type = types.str;
-        default = "${pathPrefix}/${config.name}";
+        default = "${pathPrefix config}/${config.name}";
         defaultText = literalExpression ''"${pathPrefixText}/''${config.name}"'';
         description = ''
           Where the decrypted secret appears. Any other path than the default
           is a symlink to it.
         '';
       };
-      mode = mkOption {
-        type = modeType;
-        default = "0400";
-        description = "Permissions of the decrypted file, in octal.";
-      };
-    } // unitOptions "secret";
+    } // entryOptions secret;
+  };
 
-  templateOptions = { name, config, pathPrefix, pathPrefixText }:
-    {
+  # A template's fields for `entryType`; `symlinkPath`: the module's
+  # nixseal.symlinkPath.
+  templateFields = { symlinkPath }: { name, config, ... }: {
+    options = {
       name = mkOption {
         type = types.str;
         default = name;
@@ -107,89 +119,93 @@ rec {
       };
       path = mkOption {
         type = types.str;
-        default = "${pathPrefix}/${config.name}";
-        defaultText = literalExpression ''"${pathPrefixText}/''${config.name}"'';
+        default = "${symlinkPath}/rendered/${config.name}";
+        defaultText = literalExpression ''"''${config.nixseal.symlinkPath}/rendered/''${config.name}"'';
         description = "Where the rendered file appears.";
       };
-      mode = mkOption {
-        type = modeType;
-        default = "0400";
-        description = "Permissions of the rendered file, in octal.";
-      };
-    } // unitOptions "template";
+    } // entryOptions template;
+  };
 
-  commonSettings = { mountPointDefault, symlinkPathDefault }:
-    {
-      mountPoint = mkOption {
-        type = types.str;
-        default = mountPointDefault;
-        description = ''
-          Directory holding the generations of decrypted secrets (a ramfs or
-          tmpfs mount for system secrets).
-        '';
-      };
-      symlinkPath = mkOption {
-        type = types.str;
-        default = symlinkPathDefault;
-        description = "Symlink to the current generation; secrets' default paths are below it.";
-      };
-      keepGenerations = mkOption {
-        type = types.ints.unsigned;
-        default = 1;
-        description = ''
-          How many previous generations to keep, so that a service still
-          reading an old secret during a switch does not lose it. 0 keeps none.
-        '';
-      };
+  # Where a manifest's generations live, the same for both modules but for
+  # their defaults.
+  settingsOptions = { mountPointDefault, symlinkPathDefault }: {
+    mountPoint = mkOption {
+      type = types.str;
+      default = mountPointDefault;
+      description = ''
+        Directory holding the generations of decrypted secrets (a ramfs or
+        tmpfs mount for system secrets).
+      '';
     };
-
-  # The NixOS and home-manager modules' own options that differ only in
-  # whom they are for: `subject` ("host" or "user"), named in the rules by
-  # the option `nameOption`; `rulesNames`: the secrets the rules give it;
-  # `flakeOutput`: the module output that sets `package`.
-  moduleOptions = { pkgs, secrets, subject, nameOption, rulesNames, flakeOutput }:
-    {
-      placeholder = mkOption {
-        type = types.attrsOf types.str;
-        readOnly = true;
-        default = lib.mapAttrs (_: s: placeholderFor s.name) secrets;
-        defaultText = literalMD "a placeholder string for every secret in `nixseal.secrets`";
-        description = "Placeholder strings for templates, by secret name.";
-      };
-      rules = mkOption {
-        type = types.nullOr types.path;
-        default = null;
-        example = literalExpression "./secrets/secrets.toml";
-        description = ''
-          The rules file (`secrets.toml`). When set, a secret's `file`
-          defaults to `<rules dir>/<name>.age`, and the build fails, naming
-          the secret, when a declared secret is not given to this ${subject}
-          (`${nameOption}`) there.
-        '';
-      };
-      rulesSecrets = mkOption {
-        type = types.listOf types.str;
-        readOnly = true;
-        default = rulesNames;
-        defaultText = literalMD "the secrets the rules file gives `${nameOption}`";
-        description = "Names of the secrets the rules file gives this ${subject}.";
-      };
-      declareRulesSecrets = mkOption {
-        type = types.bool;
-        default = false;
-        description = ''
-          Declare every secret the rules file gives this ${subject}
-          (`nixseal.rulesSecrets`) with default settings, so that a secret
-          added to the rules reaches the ${subject} without a configuration
-          change.
-        '';
-      };
-      package = mkOption {
-        type = types.package;
-        default = pkgs.nixseal or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's ${flakeOutput} (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
-        defaultText = literalExpression "pkgs.nixseal";
-        description = "The nixseal package whose helper installs the secrets.";
-      };
+    symlinkPath = mkOption {
+      type = types.str;
+      default = symlinkPathDefault;
+      description = "Symlink to the current generation; secrets' default paths are below it.";
     };
+    keepGenerations = mkOption {
+      type = types.ints.unsigned;
+      default = 1;
+      description = ''
+        How many previous generations to keep, so that a service still
+        reading an old secret during a switch does not lose it. 0 keeps none.
+      '';
+    };
+  };
 
+  # The manifest a module builds, as data; `description` says who installs it.
+  manifestOption = { value, description, defaultText ? literalMD "built from the options above" }: mkOption {
+    type = types.attrsOf types.anything;
+    readOnly = true;
+    default = value;
+    inherit defaultText description;
+  };
+
+  placeholderOption = secrets: mkOption {
+    type = types.attrsOf types.str;
+    readOnly = true;
+    default = lib.mapAttrs (_: s: placeholderFor s.name) secrets;
+    defaultText = literalMD "a placeholder string for every secret in `nixseal.secrets`";
+    description = "Placeholder strings for templates, by secret name.";
+  };
+
+  # `subject`: "host" or "user", named in the rules by the option
+  # `nameOption`; `rulesNames`: the secrets the rules give it.
+  rulesOptions = { subject, nameOption, rulesNames }: {
+    rules = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = literalExpression "./secrets/secrets.toml";
+      description = ''
+        The rules file (`secrets.toml`). When set, a secret's `file`
+        defaults to `<rules dir>/<name>.age`, and the build fails, naming
+        the secret, when a declared secret is not given to this ${subject}
+        (`${nameOption}`) there.
+      '';
+    };
+    rulesSecrets = mkOption {
+      type = types.listOf types.str;
+      readOnly = true;
+      default = rulesNames;
+      defaultText = literalMD "the secrets the rules file gives `${nameOption}`";
+      description = "Names of the secrets the rules file gives this ${subject}.";
+    };
+    declareRulesSecrets = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Declare every secret the rules file gives this ${subject}
+        (`nixseal.rulesSecrets`) with default settings, so that a secret
+        added to the rules reaches the ${subject} without a configuration
+        change.
+      '';
+    };
+  };
+
+  # `flakeOutput`: the module output that sets it.
+  packageOption = { pkgs, flakeOutput }: mkOption {
+    type = types.package;
+    default = pkgs.nixseal or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's ${flakeOutput} (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
+    defaultText = literalExpression "pkgs.nixseal";
+    description = "The nixseal package whose helper installs the secrets.";
+  };
 }

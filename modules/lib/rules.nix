@@ -5,7 +5,7 @@
 # message naming the secret, the host and the fix.
 { lib }:
 let
-  inherit (lib) hasPrefix removePrefix concatMap attrNames filterAttrs elem genAttrs;
+  inherit (lib) hasPrefix removePrefix concatMap attrNames filterAttrs elem genAttrs optional;
 
   read = rulesPath: builtins.fromTOML (builtins.readFile rulesPath);
 
@@ -34,6 +34,26 @@ let
 in
 {
   inherit read;
+
+  # The rules as a module's nixseal.rules gives them: null without a file.
+  of = rulesPath: if rulesPath == null then null else read rulesPath;
+
+  # Messages for the declared secrets whose file is the rules' own
+  # (`<rules dir>/<name>.age`; a secret with a file of its own is not the
+  # rules' business) and that the rules do not give `who` (what `forHost`
+  # or `forUser` says), none without a rules file. The messages, worded
+  # for a host or a user: `unknown`, when the rules do not name `who` at
+  # all; `notGiven secret`, and `notInRules secret` when the rules do not
+  # have the secret at all.
+  problems = { rulesPath, who, secrets, unknown, notGiven, notInRules ? notGiven }:
+    let
+      fromRules = builtins.filter (s: s.file == dirOf rulesPath + "/${s.name}.age") secrets;
+    in
+    if rulesPath == null then
+      [ ]
+    else
+      optional (fromRules != [ ] && !who.known) unknown
+      ++ concatMap (s: optional (!(who.given ? ${s.name})) (if who.inRules s.name then notGiven s else notInRules s)) fromRules;
 
   # Everything a NixOS host needs to know from the rules.
   forHost = rules: host:

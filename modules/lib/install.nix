@@ -1,0 +1,45 @@
+# How the NixOS module runs `nixseal install` for either of its manifests:
+# a oneshot unit, or an activation snippet where activation scripts create
+# the users (../security/activation.nix, ../security/for-users.nix).
+{ lib }:
+let
+  command = package: manifest: "${package}/bin/nixseal install --manifest ${manifest}";
+in
+{
+  inherit command;
+
+  # Dry activation (nixos-rebuild dry-activate) reports, writes nothing. A
+  # snippet runs before switch-to-configuration reloads systemd, so the
+  # units of changed secrets stay pending in the generation's record and
+  # nixseal-restart-units.service signals them after the switch.
+  snippet = package: manifest: ''
+    if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
+      ${command package manifest} --dry-run
+    else
+      ${command package manifest} --defer-signals
+    fi
+  '';
+
+  # mounts: paths whose file systems it waits for (RequiresMountsFor).
+  # A switch to a new manifest restarts it (restartTriggers).
+  unit = package: manifest: mounts: {
+    restartTriggers = [ manifest ];
+    unitConfig = {
+      DefaultDependencies = false;
+    } // lib.optionalAttrs (mounts != [ ]) { RequiresMountsFor = mounts; };
+    serviceConfig = {
+      Type = "oneshot";
+      RemainAfterExit = true;
+      ExecStart = command package manifest;
+    };
+  };
+
+  # Users (and their passwords) come from a unit with userborn or sysusers,
+  # from the `users` activation script otherwise.
+  userUnits = config:
+    lib.optionals config.services.userborn.enable [ "userborn.service" ]
+    ++ lib.optionals config.systemd.sysusers.enable [ "systemd-sysusers.service" ];
+
+  # Runs no activation scripts at all. Older nixpkgs have no such option.
+  nixosInit = config: options: options.system ? nixos-init && config.system.nixos-init.enable;
+}
