@@ -11,6 +11,10 @@ Also "nixseal+rules": the secrets come from a rules file (all given to the
 host through a group, declared by `nixseal.declareRulesSecrets`), their
 files are Nix paths hashed into the store as a build does.
 
+Also "nixseal, submodule": nixseal's own module with its entry type
+(modules/lib/record.nix) replaced by ``types.submodule``, on a copy of
+modules/ and checks/eval: what the record type saves.
+
 Baselines, in the same run and with the same stubs and definitions:
 
 - "submodule": the same number of secrets declared the way agenix and
@@ -133,11 +137,22 @@ def write_rules(directory: Path, n: int) -> Path:
     return rules
 
 
-def expression(body: str, n: int) -> str:
+def expression(body: str, n: int, harness: Path = HARNESS) -> str:
     return (
-        f'let h = import {HARNESS} {{ lib-path = "{NIXPKGS_LIB}"; }}; lib = h.lib; n = {n};'
+        f'let h = import {harness} {{ lib-path = "{NIXPKGS_LIB}"; }}; lib = h.lib; n = {n};'
         f"{body} in builtins.seq (builtins.toJSON result) n"
     )
+
+
+def with_submodules(scratch: Path) -> Path:
+    """The harness of a copy of modules/ whose secrets and templates are submodules."""
+    copy = scratch / "submodule"
+    shutil.copytree(REPO / "modules", copy / "modules")
+    shutil.copytree(REPO / "checks" / "eval", copy / "checks" / "eval")
+    (copy / "modules" / "lib" / "record.nix").write_text(
+        "{ lib }: fields: lib.types.submodule fields\n"
+    )
+    return copy / "checks" / "eval" / "lib.nix"
 
 
 def measure(expr: str) -> tuple[float, float]:
@@ -172,33 +187,38 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    variants = {"nixseal": NIXSEAL, "nixseal+rules": RULES, "submodule": SUBMODULE}
+    scratch = Path(tempfile.mkdtemp(prefix="nixseal-bench-"))
+    variants = {
+        "nixseal": (NIXSEAL, HARNESS),
+        "nixseal+rules": (RULES, HARNESS),
+        "nixseal-submodule": (NIXSEAL, with_submodules(scratch)),
+        "submodule": (SUBMODULE, HARNESS),
+    }
     if args.agenix:
         agenix = (
             AGENIX.replace("AGENIX_PATH", f'"{Path(args.agenix).resolve()}"')
             .replace("HOST", HOST)
             .replace("SECRETS", SECRETS)
         )
-        variants["agenix"] = agenix
+        variants["agenix"] = (agenix, HARNESS)
 
     t0, m0 = median(expression(EMPTY, 0), args.runs)
     print(f"empty host (lib + stubs): {t0:.3f} s, {m0:.1f} MiB")
-    header = f"{'secrets':>8} " + " ".join(f"{v + ' s':>13} {v + ' MiB':>15}" for v in variants)
+    header = f"{'secrets':>8} " + " ".join(f"{v + ' s':>19} {v + ' MiB':>21}" for v in variants)
     print(header)
     results: dict[tuple[str, int], tuple[float, float]] = {}
-    scratch = Path(tempfile.mkdtemp(prefix="nixseal-bench-"))
     for n in sizes:
         row = [f"{n:>8}"]
         rules = write_rules(scratch / str(n), n)
-        for name, template in variants.items():
+        for name, (template, harness) in variants.items():
             body = template.replace("RULES_PATH", f'"{rules}"')
-            t, m = median(expression(body, n), args.runs)
+            t, m = median(expression(body, n, harness), args.runs)
             results[(name, n)] = (t, m)
-            row.append(f"{t:>13.3f} {m:>15.1f}")
+            row.append(f"{t:>19.3f} {m:>21.1f}")
         print(" ".join(row))
     shutil.rmtree(scratch)
     print()
-    for base in (v for v in variants if not v.startswith("nixseal")):
+    for base in (v for v in variants if v != "nixseal" and v != "nixseal+rules"):
         for n in sizes:
             t, m = results[("nixseal", n)]
             bt, bm = results[(base, n)]
