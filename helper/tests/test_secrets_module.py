@@ -1004,6 +1004,29 @@ def test_a_module_may_add_fields_to_secrets_as_to_a_submodule() -> None:
     assert sorted(r["manifest"]) == ["/run/secrets/r", "/run/secrets/s"]
 
 
+def test_fields_of_several_record_declarations_make_one_record() -> None:
+    """How the module's features add fields: the entry stays a record of all of them."""
+    record = f"import {REPO_ROOT}/modules/lib/record.nix {{ inherit lib; }}"
+    extend = (
+        "{ lib, ... }: { options.nixseal.secrets = lib.mkOption { type = lib.types.attrsOf"
+        f" ({record} ({{ config, ... }}: {{ options.backup = lib.mkOption"
+        ' { type = lib.types.bool; default = config.owner == "root"; }; })); }; }'
+    )
+    r = host_many(one_secret(owner='"grafana"'), extend, s="config.nixseal.secrets.s")
+    assert (r["s"]["backup"], r["s"]["group"], r["s"]["neededForUsers"]) == (
+        False,
+        "grafana",
+        False,
+    )
+    with pytest.raises(NixEvalError) as err:  # a record, not a submodule: no functions
+        host(extend, mod('nixseal.secrets.f = { name, ... }: { file = "/f.age"; };'))
+    assert "as a function: entries of `nixseal.secrets' must be attribute sets" in str(err.value)
+    with pytest.raises(NixEvalError) as err:
+        host(one_secret(), extend.replace("options.backup", "options.owner"))
+    assert "The option `nixseal.secrets.s.owner' in" in str(err.value)
+    assert "is already declared in" in str(err.value)
+
+
 def test_type_errors_in_entries_name_the_option_and_the_file() -> None:
     with pytest.raises(NixEvalError) as err:
         host(one_secret(owner="5"))
