@@ -72,14 +72,22 @@ def run(args: argparse.Namespace) -> int:
 def _host_key_text(value: str) -> str:
     """The public key line given, or the first one in the file named."""
     from nixseal.errors import UsageError
+    from nixseal.keytext import PRIVATE_KEY, looks_private
 
     text = value.strip()
+    if looks_private(text):
+        raise UsageError(f"--host-key: {PRIVATE_KEY}; give the host's public key instead")
     if text.startswith(("ssh-", "age1")):
         return text
     try:
         lines = Path(text).read_text().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"--host-key {value}: neither a public key nor a readable file") from err
+    if any(looks_private(line) for line in lines):
+        raise UsageError(
+            f"--host-key {value}: {PRIVATE_KEY} in this file; give the public key "
+            "(e.g. ssh_host_ed25519_key.pub)"
+        )
     for line in lines:
         if line.strip().startswith(("ssh-", "age1")):
             return line.strip()

@@ -17,6 +17,7 @@ from pyrage import plugin, ssh, x25519
 
 from nixseal.errors import CryptoError, DecryptError
 from nixseal.header import parse_header
+from nixseal.keytext import looks_private, refuse, shown
 
 _SSH_PRIVATE_MARKERS = (
     b"-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -128,6 +129,8 @@ def plugin_identities(
 def parse_recipient(text: str, where: str) -> Recipient:
     """Parse an age1..., ssh-ed25519 or ssh-rsa recipient string."""
     s = text.strip()
+    if looks_private(s):
+        raise refuse(where)
     try:
         if s.startswith(("ssh-ed25519 ", "ssh-rsa ")):
             return Recipient(s, ssh.Recipient.from_str(s))
@@ -138,9 +141,9 @@ def parse_recipient(text: str, where: str) -> Recipient:
         if s.startswith("age1"):
             return Recipient(s, x25519.Recipient.from_str(s))
     except (pyrage.RecipientError, ValueError) as err:
-        raise CryptoError(f"{where}: bad recipient {s[:40]!r}: {err}") from err
+        raise CryptoError(f"{where}: bad recipient {shown(s)}: {err}") from err
     raise CryptoError(
-        f"{where}: bad recipient {s[:40]!r}: expected age1..., ssh-ed25519 ... or ssh-rsa ..."
+        f"{where}: bad recipient {shown(s)}: expected age1..., ssh-ed25519 ... or ssh-rsa ..."
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nixseal import crypto
 from nixseal.errors import CryptoError, UsageError
+from nixseal.keytext import PRIVATE_KEY, PrivateKeyError, looks_private
 from nixseal.rules import (
     KEY_FIX,
     RULES_DIR,
@@ -86,8 +87,8 @@ def public_key_from(value: str) -> str:
             raise UsageError(f"{value}: cannot read: {err.strerror}") from err
         except UnicodeDecodeError as err:
             raise UsageError(f"{value}: not a public key file (not text)") from err
-        if "PRIVATE KEY-----" in text:
-            raise UsageError(f"{value}: a private key; give the public key (the .pub file)")
+        if looks_private(text):
+            raise UsageError(f"{value}: {PRIVATE_KEY}; give the public key (the .pub file)")
         for line in text.splitlines():
             if line.strip() and not line.lstrip().startswith("#"):
                 return line.strip()
@@ -130,6 +131,8 @@ def _login_name() -> str:
 def _check_key(key: str) -> None:
     try:
         crypto.parse_recipient(key, "--admin-key")
+    except PrivateKeyError:
+        raise
     except CryptoError as err:
         raise CryptoError(f"{err}; {KEY_FIX}") from err
 
