@@ -29,6 +29,7 @@ from nixseal import generation as gen
 from nixseal.errors import NixsealError
 from nixseal.manifest import Entry, Manifest, Secret, Template
 from nixseal.ownership import Accounts
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.render import referenced, render
 from nixseal.restart import Units, collect
 
@@ -478,18 +479,10 @@ def _decrypt(data: bytes, identities: list[Any], source: str) -> bytes:
 
 
 def _read(path: str) -> bytes:
-    # os.open/os.read: a third of the cost of open() at one call per secret.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
+        return read_regular(path, AGE_FILE_LIMIT)
     except OSError as err:
         raise NixsealError(f"{path}: cannot read: {err.strerror}") from err
-    return b"".join(chunks)
 
 
 def _compare(value: bytes, old_file: Path | None) -> str:

@@ -18,6 +18,7 @@ from pyrage import plugin, ssh, x25519
 from nixseal.errors import CryptoError, DecryptError
 from nixseal.header import parse_header
 from nixseal.keytext import looks_private, refuse, shown
+from nixseal.readfile import IDENTITY_LIMIT, read_regular
 
 _SSH_PRIVATE_MARKERS = (
     b"-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -88,7 +89,7 @@ def identities_from_bytes(data: bytes, source: str) -> list[Identity]:
 
 def load_identity_file(path: str | Path) -> list[Identity]:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path, IDENTITY_LIMIT)
     except OSError as err:
         raise CryptoError(f"{path}: cannot read identity: {err.strerror}") from err
     return identities_from_bytes(data, str(path))

@@ -16,6 +16,7 @@ from pathlib import Path
 from nixseal import header
 from nixseal.errors import CryptoError
 from nixseal.keytext import PRIVATE_KEY, looks_private
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.rules import RecipientRef, Rules, recipient_id
 from nixseal.state import State
 
@@ -101,7 +102,7 @@ class Inspector:
         path = self.rules.file_for(name)
         if data is None:
             try:
-                data = path.read_bytes()
+                data = read_regular(path, AGE_FILE_LIMIT)
             except FileNotFoundError:
                 return Drift(name, path, MISSING)
             except OSError as err:

@@ -17,6 +17,7 @@ from nixseal import crypto, rekey
 from nixseal.atomic import write_atomic
 from nixseal.errors import CryptoError, RulesError, UsageError
 from nixseal.keytext import PRIVATE_KEY, PrivateKeyError, looks_private
+from nixseal.readfile import TEXT_LIMIT, read_regular
 from nixseal.repo import Context, rules_path_from_args
 from nixseal.rules import (
     KEY_FIX,
@@ -90,7 +91,7 @@ def key_from_argument(value: str) -> str:
         return _key_from_text(value, "KEY")
     path = Path(value)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, TEXT_LIMIT).decode()
     except OSError as err:
         raise UsageError(
             f"{value}: not a key string, and cannot read it as a file: {err.strerror}"

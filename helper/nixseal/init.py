@@ -17,6 +17,7 @@ from pathlib import Path
 from nixseal import crypto
 from nixseal.errors import CryptoError, UsageError
 from nixseal.keytext import PRIVATE_KEY, PrivateKeyError, looks_private
+from nixseal.readfile import TEXT_LIMIT, read_regular
 from nixseal.rules import (
     KEY_FIX,
     RULES_DIR,
@@ -77,12 +78,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _special(path: Path) -> bool:
+    """Something other than a directory or a regular file: refused by name, not parsed as a key."""
+    try:
+        return not path.is_dir() and path.exists()
+    except OSError:
+        return False
+
+
 def public_key_from(value: str) -> str:
     """A key string, or the first key line of a .pub file."""
     path = Path(value).expanduser()
-    if not value.startswith(("age1", "ssh-")) and path.is_file():
+    if not value.startswith(("age1", "ssh-")) and (path.is_file() or _special(path)):
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular(path, TEXT_LIMIT).decode()
         except OSError as err:
             raise UsageError(f"{value}: cannot read: {err.strerror}") from err
         except UnicodeDecodeError as err:

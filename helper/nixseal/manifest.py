@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nixseal.errors import ManifestError
+from nixseal.readfile import MANIFEST_LIMIT, read_regular
 
 VERSION = 1
 DEFAULT_MOUNT_POINT = "/run/secrets.d"
@@ -112,8 +113,7 @@ class Manifest:
 def load(path: str) -> Manifest:
     """Read and parse a manifest file; every problem is a ManifestError."""
     try:
-        with open(path, "rb") as f:  # noqa: PTH123 (pathlib costs start-up time here)
-            data = f.read()
+        data = read_regular(path, MANIFEST_LIMIT)
     except OSError as err:
         raise ManifestError(f"{path}: cannot read manifest: {err.strerror}") from err
     return parse(data, path)

@@ -466,7 +466,7 @@ def test_unusable_identities_are_each_named_and_skipped(scene: Scene) -> None:
     reasons = [e["reason"] for e in skipped]
     assert "passphrase-protected" in reasons[0]
     assert "ecdsa" in reasons[1]
-    assert "Is a directory" in reasons[3]
+    assert "not a regular file (a directory)" in reasons[3]
     assert all(e["level"] == "warning" for e in skipped)
 
 
