@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from nixseal import __version__
+from nixseal import __version__, signals
 from nixseal.errors import NixsealError
 
 # verb -> (module, one-line help)
@@ -135,6 +135,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     verb = _chosen_verb(args_list)
+    with signals.handled(verb if verb in VERBS else None):
+        return _main(args_list, verb)
+
+
+def _main(args_list: list[str], verb: str | None) -> int:
     parser = build_parser(verb if verb in VERBS else None)
     args = parser.parse_args(args_list)
 
@@ -142,13 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log.configure(args.log_format, -1 if args.quiet else args.verbose)
     try:
-        code: int = _verb_module(args.verb).run(args)
+        with signals.running():
+            code: int = _verb_module(args.verb).run(args)
+    except (signals.Signalled, KeyboardInterrupt) as err:
+        # KeyboardInterrupt: another handler's (a program running the CLI in process)
+        return signals.report(getattr(err, "signum", signals.SIGINT))
     except NixsealError as err:
         print(f"nixseal {args.verb}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(f"nixseal {args.verb}: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         _drop_stdout()
         return 1

@@ -1,0 +1,94 @@
+"""SIGINT and SIGTERM: one line and exit 130 or 143, at any instant.
+
+Three phases, each with its own handling:
+- from the package's first statement (nixseal/__init__.py) to the start of
+  a verb, and after it: exit at once (os._exit) with one line. Nothing has
+  been touched yet (or everything is done), and an exception raised in the
+  middle of an import would only end in a traceback;
+- while a verb runs (running()): the signal becomes an exception
+  (Signalled), so that finally blocks remove temporary
+  files and release locks; the CLI prints the one line. The first signal
+  puts back the exit-at-once handlers, so a second one cannot interrupt the
+  handling of the first;
+- before the package's first statement, during the interpreter's own
+  start-up: the package's launcher starts Python with both signals
+  blocked (`env --block-signal=INT,TERM`), and the first phase unblocks
+  them once its handlers are in place.
+"""
+
+from __future__ import annotations
+
+import _signal  # type: ignore[import-not-found]
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import nixseal
+
+SIGINT: int = _signal.SIGINT
+SIGTERM: int = _signal.SIGTERM
+
+
+class Signalled(BaseException):
+    """SIGINT or SIGTERM, raised where the program was.
+
+    Not KeyboardInterrupt: the interpreter notes a KeyboardInterrupt that
+    passes through code it runs for an extension (pyrage's), and at exit
+    kills itself with SIGINT, whatever the CLI has printed and returned.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise(signum: int, frame: object) -> None:
+    _exit_at_once()
+    raise Signalled(signum)
+
+
+def _exit_at_once() -> None:
+    for signum in (SIGINT, SIGTERM):
+        _signal.signal(signum, nixseal.leave)
+
+
+@contextmanager
+def handled(verb: str | None) -> Iterator[None]:
+    """Around the whole CLI: exit at once on a signal, naming the verb.
+
+    The handlers found are put back afterwards, so that a program calling
+    the CLI in its own process (a test runner) keeps its own.
+    """
+    previous: dict[int, object] = {s: _signal.getsignal(s) for s in (SIGINT, SIGTERM)}
+    nixseal.prefix = f"nixseal {verb}".encode() if verb else b"nixseal"
+    nixseal.said[0] = False
+    nixseal.exit_on_signals()
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            _signal.signal(signum, handler)
+
+
+@contextmanager
+def running() -> Iterator[None]:
+    """While a verb runs: signals raise; afterwards the previous handlers are back."""
+    previous: dict[int, object] = {s: _signal.getsignal(s) for s in (SIGINT, SIGTERM)}
+    for signum in previous:
+        _signal.signal(signum, _raise)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            _signal.signal(signum, handler)
+
+
+def report(signum: int) -> int:
+    """Print the one line for a signal that interrupted a verb; its exit status."""
+    _exit_at_once()
+    if not nixseal.said[0]:
+        nixseal.said[0] = True
+        word = "interrupted" if signum == SIGINT else "terminated"
+        import os
+
+        os.write(2, nixseal.prefix + f": {word}\n".encode())
+    return 128 + signum
