@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from nixseal.errors import UsageError
 from nixseal.log import LOG_FORMATS
@@ -40,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from nixseal import log as logging_setup
     from nixseal import manifest as manifest_mod
     from nixseal.activation import Activation
-    from nixseal.restart import apply
 
     log = logging_setup.get_logger()
     root = _root(args.root)
@@ -48,6 +48,17 @@ def run(args: argparse.Namespace) -> int:
         manifest_mod.load(args.manifest), os.environ.get("XDG_RUNTIME_DIR")
     )
     activation = Activation(manifest, root, args.dry_run, not args.no_mount, log)
+    try:
+        return _install(activation, args, log)
+    finally:
+        activation.close()
+
+
+def _install(activation: Any, args: argparse.Namespace, log: Any) -> int:
+    from nixseal.restart import apply
+
+    manifest = activation.m
+    root = activation.root
     with activation.locked():
         out = activation.run()
         log = log.bind(generation=out.generation)
@@ -61,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
             rooted = activation.rooted
             handed_over = apply(
                 out.units,
-                rooted(manifest.restart_list_path) if manifest.restart_list_path else None,
-                rooted(manifest.reload_list_path) if manifest.reload_list_path else None,
+                Path(rooted(manifest.restart_list_path)) if manifest.restart_list_path else None,
+                Path(rooted(manifest.reload_list_path)) if manifest.reload_list_path else None,
                 root is None,
                 log,
                 user=manifest.user_mode,
