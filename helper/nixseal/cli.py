@@ -149,29 +149,38 @@ def _main(args_list: list[str], verb: str | None) -> int:
     try:
         with signals.running():
             code: int = _verb_module(args.verb).run(args)
-    except (signals.Signalled, KeyboardInterrupt) as err:
-        # KeyboardInterrupt: another handler's (a program running the CLI in process)
-        return signals.report(getattr(err, "signum", signals.SIGINT))
-    except NixsealError as err:
-        print(f"nixseal {args.verb}: error: {err}", file=sys.stderr)
+    except BaseException as err:
+        if signals.received and not isinstance(err, SystemExit):
+            # whatever the signal's exception became on its way up
+            return signals.report(signals.received[0])
+        return _failure(args.verb, err)
+    if signals.received:  # swallowed on the way (by a library), but it came
+        return signals.report(signals.received[0])
+    return code
+
+
+def _failure(verb: str, err: BaseException) -> int:
+    """The one line and the exit status for what a verb raised."""
+    if isinstance(err, KeyboardInterrupt):  # another handler's (the CLI run in process)
+        return signals.report(signals.SIGINT)
+    if isinstance(err, NixsealError):
+        print(f"nixseal {verb}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except BrokenPipeError:
+    if isinstance(err, BrokenPipeError):
         _drop_stdout()
         return 1
-    except OSError as err:
+    if isinstance(err, OSError):
         # What no verb turned into a message, e.g. stdout on a full disk.
         _drop_stdout()
         where = f"{err.filename}: " if err.filename else "writing output: "
-        print(f"nixseal {args.verb}: error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"nixseal {verb}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 1
-    except Exception as err:
-        if os.environ.get("NIXSEAL_DEBUG"):
-            raise
-        # A bug. Not a traceback: its message may quote the data at hand
-        # (a value, a key); the exception type and where it happened say enough.
-        print(f"nixseal {args.verb}: internal error: {_where(err)}", file=sys.stderr)
-        return 1
-    return code
+    if not isinstance(err, Exception) or os.environ.get("NIXSEAL_DEBUG"):
+        raise err
+    # A bug. Not a traceback: its message may quote the data at hand
+    # (a value, a key); the exception type and where it happened say enough.
+    print(f"nixseal {verb}: internal error: {_where(err)}", file=sys.stderr)
+    return 1
 
 
 def _where(err: BaseException) -> str:

@@ -19,8 +19,10 @@ Three phases, each with its own handling:
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import nixseal
 
@@ -41,9 +43,26 @@ class Signalled(BaseException):
         self.signum = signum
 
 
-def _raise(signum: int, frame: object) -> None:
+received: list[int] = []  # the signal a verb was interrupted by
+
+
+def _raise(signum: int, frame: Any) -> None:
     _exit_at_once()
+    if _importing(frame):
+        # An exception in the middle of an import helps no clean-up, and in
+        # an extension's initialisation (pyrage's runs Python code) it ends
+        # in a panic and its backtrace. Imports touch no file: exit now.
+        nixseal.leave(signum, frame)
+    received.append(signum)
     raise Signalled(signum)
+
+
+def _importing(frame: Any) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _exit_at_once() -> None:
@@ -61,12 +80,43 @@ def handled(verb: str | None) -> Iterator[None]:
     previous: dict[int, object] = {s: _signal.getsignal(s) for s in (SIGINT, SIGTERM)}
     nixseal.prefix = f"nixseal {verb}".encode() if verb else b"nixseal"
     nixseal.said[0] = False
+    received.clear()
     nixseal.exit_on_signals()
+    stderr = sys.stderr
+    sys.stderr = _WholeLines(stderr)
     try:
         yield
     finally:
+        sys.stderr.flush()
+        sys.stderr = stderr
         for signum, handler in previous.items():
             _signal.signal(signum, handler)
+
+
+class _WholeLines:
+    """stderr, written a whole line at a time (print() writes a line's text and
+    its newline apart), so the signal's line never ends half a log line."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._held = ""
+
+    def write(self, text: str) -> int:
+        if not text.endswith("\n"):
+            self._held += text
+            return len(text)
+        whole, self._held = self._held + text, ""
+        self._inner.write(whole)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, ""
+            self._inner.write(held)
+        self._inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 @contextmanager

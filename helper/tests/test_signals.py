@@ -180,3 +180,44 @@ def test_a_signal_in_the_middle_of_any_import_is_one_line(scene: Scene) -> None:
         said = [line for line in proc.stderr.splitlines() if LINE.fullmatch(line)]
         assert len(said) == 1 and proc.stderr.splitlines()[-1] == said[0], (module, proc.stderr)
     print(f"{len(tops)} imports interrupted")
+
+
+# In the child: the signal arrives while pyrage initialises, inside the
+# Python code its Rust initialisation runs (an exception there panics).
+AUDIT = """
+import os, sys
+SIG = int(sys.argv.pop(1))
+fired = []
+def hook(event, args):
+    # pyrage compiles and runs "import sys; sys.modules[...] = ..." as it
+    # initialises: the signal is handled in the first bytecode of that code
+    if event == "compile" and not fired and b"sys.modules['pyrage.x25519']" in args[0]:
+        fired.append(1)
+        os.kill(os.getpid(), SIG)
+sys.addaudithook(hook)
+sys.argv[0] = "nixseal"
+from nixseal.cli import main
+code = main()
+sys.exit(code if fired else 99)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_an_extensions_initialisation_is_one_line(
+    scene: Scene, sig: signal.Signals
+) -> None:
+    tail = ["--log-format", "json", "install", "--manifest", str(scene.tmp / "manifest.json")]
+    tail += ["--root", str(scene.root), "--no-mount"]
+    proc = subprocess.run(
+        [sys.executable, "-c", AUDIT, str(int(sig)), *tail],
+        env=_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 128 + sig, (proc.returncode, proc.stderr)
+    assert not any(n in proc.stderr for n in (*NOISE, "panicked")), proc.stderr
+    assert proc.stderr.splitlines()[-1] == "nixseal install: " + (
+        "interrupted" if sig == signal.SIGINT else "terminated"
+    )
