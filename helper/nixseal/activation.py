@@ -193,22 +193,26 @@ class Activation:
         return Outcome(number, previous)
 
     def _record_bound(self) -> int:
-        """The size of the largest record this run can write: reserved first."""
-        full = bytes(32)
+        """An upper bound of the size of the record this run writes: reserved first.
+
+        Counted, not serialized (that would cost as much as the record): each
+        string as JSON could at most spell it, every digest, size and unit at
+        its longest, every unit also pending, every old link still to remove.
+        """
+        old = self.previous.entries.values()
         units = [u for e in self.m.entries for u in (*e.restart_units, *e.reload_units)]
-        units += [u for e in self.previous.entries.values() for u in e.restart_units]
-        units += [u for e in self.previous.entries.values() for u in e.reload_units]
+        units += [u for e in old for u in (*e.restart_units, *e.reload_units)]
         pending = self.previous.pending(False)
         units += [*pending[0], *pending[1]]
-        entries = {
-            e.key: rec.Entry(e.rel, e.path, "0" * 64, full, 10**19, e.restart_units, e.reload_units)
-            for e in self.m.entries
-        }
-        unlink = [(e.path, e.rel) for e in self.previous.entries.values()]
+        size = _HEADER + 2 * sum(len(u) + 3 for u in units)
+        for e in self.m.entries:
+            size += _ENTRY + _json_len(e.key) + _json_len(e.rel) + _json_len(e.path)
+            size += sum(len(u) + 3 for u in (*e.restart_units, *e.reload_units))
+        links = [(e.path, e.rel) for e in old]
         if self.previous.record is not None:
-            unlink += self.previous.record.unlink
-        worst = rec.Record(self.key, entries, tuple(units), tuple(units), tuple(unlink))
-        return len(worst.to_json())
+            links += self.previous.record.unlink
+        size += sum(_json_len(path) + _json_len(rel) + 4 for path, rel in links)
+        return size
 
     def _build(self, out: Outcome, log: Any) -> dict[str, rec.Entry]:
         """Produce every entry in the new generation; returns its record entries."""
@@ -275,8 +279,9 @@ class Activation:
             if n not in keep:
                 try:
                     self.store.remove(n)
-                except OSError as err:
-                    log.warning("old generation not removed", number=n, reason=err.strerror)
+                except (OSError, NixsealError) as err:
+                    reason = str(err) if isinstance(err, NixsealError) else err.strerror
+                    log.warning("old generation not removed", number=n, reason=reason)
 
     def clear_pending(self, out: Outcome) -> None:
         """The units were handed over: a later run need not signal them again."""
@@ -476,6 +481,28 @@ class Activation:
             except (NixsealError, OSError) as err:
                 reason = str(err) if isinstance(err, NixsealError) else _os_reason(err)
                 log.warning("old link not removed", path=path, reason=reason)
+
+
+# The fixed part of a record, and of one entry at its longest (64-digit
+# digests, a 20-digit size), beyond the strings counted one by one.
+_HEADER = len(rec.Record(bytes(rec.KEY_BYTES), {}).to_json())
+_ENTRY = (
+    len(
+        rec.Record(
+            bytes(rec.KEY_BYTES), {"": rec.Entry("", "", "0" * 64, bytes(32), 10**19, (), ())}
+        ).to_json()
+    )
+    - _HEADER
+    + 1
+)
+
+
+def _json_len(text: str) -> int:
+    """The most bytes JSON may spell text with: quoted; six per escaped character
+    (twelve for a pair of surrogates, which is two characters of Python's)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return len(text) + 2
+    return 6 * len(text) * 2 + 2
 
 
 def stat_mode_differs(value: Value, uid: int | None, gid: int | None, mode: int) -> bool:

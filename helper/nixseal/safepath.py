@@ -291,28 +291,39 @@ def remove_symlink(d: Dir, name: str, target: str) -> None:
         os.unlink(name, dir_fd=d.fd)
 
 
-def remove_tree(d: Dir, name: str) -> None:
-    """Remove d/name and everything under it; a symlink is removed, never followed."""
-    st = d.lstat(name)
-    if st is None:
-        return
-    if not stat.S_ISDIR(st.st_mode):
+def remove_tree(d: Dir, name: str, is_dir: bool | None = None, tries: int = 0) -> None:
+    """Remove d/name and everything under it; a symlink is removed, never followed.
+
+    is_dir: what the directory listing said (no lstat needed); None: look.
+    """
+    if tries > _RETRIES:
+        raise UnsafePath(f"{_join(d.path, name)}: keeps changing while it is looked at")
+    if is_dir is None:
+        st = d.lstat(name)
+        if st is None:
+            return
+        is_dir = stat.S_ISDIR(st.st_mode)
+    if not is_dir:
         step()
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(name, dir_fd=d.fd)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # swapped for a directory since the listing
+            remove_tree(d, name, True, tries + 1)
         return
     try:
         fd = os.open(name, _DIR, dir_fd=d.fd)
     except OSError as err:
         if err.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link meanwhile
-            remove_tree(d, name)
+            remove_tree(d, name, None, tries + 1)
             return
         if err.errno == errno.ENOENT:
             return
         raise
-    with Dir(fd, _join(d.path, name), 0) as sub:
-        for entry in names(sub):
-            remove_tree(sub, entry)
+    with Dir(fd, _join(d.path, name), 0) as sub, os.scandir(sub.fd) as listing:
+        for entry in listing:  # d_type from the listing: no lstat per file
+            remove_tree(sub, entry.name, entry.is_dir(follow_symlinks=False))
     step()
     with contextlib.suppress(FileNotFoundError):
         os.rmdir(name, dir_fd=d.fd)

@@ -451,3 +451,37 @@ def test_a_full_tmpfs_fails_only_the_entries_that_do_not_fit(tmp_path: Path) -> 
         check=False,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_the_room_reserved_for_the_record_holds_it(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every kind of field at once, non-ASCII and escaped paths, removed
+    entries and their links, pending units: the record fits its room."""
+    from nixseal import activation
+
+    sizes: list[tuple[int, int]] = []
+    real_reserve, real_write = gen.Store.reserve_record, gen.Store.write_record
+
+    def reserve(self: gen.Store, number: int, size: int) -> int:
+        sizes.append((size, 0))
+        return real_reserve(self, number, size)
+
+    def write(self: gen.Store, number: int, fd: int, data: bytes) -> None:
+        sizes[-1] = (sizes[-1][0], len(data))
+        real_write(self, number, fd, data)
+
+    monkeypatch.setattr(gen.Store, "reserve_record", reserve)
+    monkeypatch.setattr(gen.Store, "write_record", write)
+    scene.add("a", b"1", restartUnits=["a.service", "b@x.service"], reloadUnits=["r.service"])
+    scene.add("b/c", b"2", path='/etc/ünï/"quoted\\\\"/c.conf')
+    scene.add("d", b"3", path="/run/secrets/deep/\U0001f600/d")
+    scene.template("t", "x", path="/etc/t.conf", reloadUnits=["t.service"])
+    assert scene.install().code == 0
+    for secret in scene.secrets:
+        scene.set_value(secret["name"], b"changed")
+    assert scene.install().code == 0
+    del scene.secrets[1]  # its link is removed, its units signalled
+    assert scene.install().code == 0
+    assert len(sizes) == 3 and all(0 < used <= room for room, used in sizes), sizes
+    assert activation._json_len('"\\') >= len('"\\"\\\\"')
