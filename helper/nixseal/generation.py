@@ -4,7 +4,7 @@ Layout under the mount point (ramfs, so plaintext never reaches a disk)::
 
     <mountPoint>/<N>/...     generation N: the secrets and rendered templates
     <mountPoint>/<N>.json    generation N's record (nixseal.record), root-only
-    <mountPoint>/<N>.handed  generation N's pending units were handed over
+    <mountPoint>/.<N>.handed generation N's pending units were handed over (empty)
     <mountPoint>.lock        serializes runs (flock)
     <symlinkPath> -> <mountPoint>/<N>
 
@@ -201,7 +201,7 @@ class Store:
         found = set()
         for name in names(self.dir):
             stem = name.split(".", 1)[0]
-            if stem.isdigit() and name in (stem, f"{stem}.json", f"{stem}.handed"):
+            if stem.isdigit() and name in (stem, f"{stem}.json"):
                 found.add(int(stem))
         return sorted(found)
 
@@ -217,7 +217,7 @@ class Store:
 
     def remove(self, number: int) -> None:
         """Delete generation number (directory, record, mark); missing parts are fine."""
-        for name in (f"{number}.json", f"{number}.handed", str(number)):
+        for name in (f"{number}.json", _handed(number), str(number)):
             remove_tree(self.dir, name)
 
     def old(self, number: int) -> OldGeneration | None:
@@ -307,7 +307,7 @@ class Store:
         )
 
     def handed(self, number: int) -> bool:
-        return self.dir.lstat(f"{number}.handed") is not None
+        return self.dir.lstat(_handed(number)) is not None
 
     def mark_handed(self, number: int) -> None:
         """The units of generation number were handed over: an empty file says so
@@ -315,12 +315,17 @@ class Store:
         step()
         with contextlib.suppress(FileExistsError):
             fd = os.open(
-                f"{number}.handed",
+                _handed(number),
                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                 0o600,
                 dir_fd=self.dir.fd,
             )
             os.close(fd)
+
+
+def _handed(number: int) -> str:
+    # A dot file: `ls /run/secrets.d` shows the generations and records only.
+    return f".{number}.handed"
 
 
 def _secure_dir(fd: int, gid: int | None) -> None:

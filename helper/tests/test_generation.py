@@ -430,7 +430,7 @@ code, events = run()
 assert code == 1
 assert os.readlink(scene.live()) == "secrets.d/2"
 left = sorted(p.name for p in mp.iterdir() if p.name != "filler")
-assert left == ["1", "1.json", "2", "2.handed", "2.json"], (left, events)
+assert left == [".2.handed", "1", "1.json", "2", "2.json"], (left, events)
 filler.unlink()
 code, _ = run()
 assert code in (0, 1) and os.readlink(scene.live()) == "secrets.d/3"
