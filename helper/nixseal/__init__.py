@@ -17,13 +17,17 @@ __version__ = "0.1.0"
 _WORDS = {_signal.SIGINT: b"interrupted", _signal.SIGTERM: b"terminated"}
 prefix = b"nixseal"  # the CLI adds its verb
 said = [False]  # a line was printed: a further signal exits silently
+held = [""]  # stderr text not yet written: a line without its newline (nixseal.signals)
 
 
 def leave(signum: int, frame: object) -> None:
     """Exit at once: one line, 128+signum."""
     if not said[0]:
         said[0] = True
-        _os.write(2, prefix + b": " + _WORDS.get(signum, b"signalled") + b"\n")
+        line = prefix + b": " + _WORDS.get(signum, b"signalled") + b"\n"
+        if held[0]:  # the line being printed ends before this one starts
+            line = held[0].encode(errors="replace") + b"\n" + line
+        _os.write(2, line)
     _os._exit(128 + signum)
 
 

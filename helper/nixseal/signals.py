@@ -99,19 +99,25 @@ class _WholeLines:
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
-        self._held = ""
+        nixseal.held[0] = ""  # shared with the signal handlers, which end it
 
     def write(self, text: str) -> int:
         if not text.endswith("\n"):
-            self._held += text
+            nixseal.held[0] += text
             return len(text)
-        whole, self._held = self._held + text, ""
+        whole, nixseal.held[0] = nixseal.held[0] + text, ""
         self._inner.write(whole)
         return len(text)
 
+    def end_line(self) -> None:
+        """Write what is held as a line of its own (a signal's line comes next)."""
+        if nixseal.held[0]:
+            self.write("\n")
+        self._inner.flush()
+
     def flush(self) -> None:
-        if self._held:
-            held, self._held = self._held, ""
+        if nixseal.held[0]:
+            held, nixseal.held[0] = nixseal.held[0], ""
             self._inner.write(held)
         self._inner.flush()
 
@@ -138,6 +144,8 @@ def report(signum: int) -> int:
     if not nixseal.said[0]:
         nixseal.said[0] = True
         word = "interrupted" if signum == SIGINT else "terminated"
+        if isinstance(sys.stderr, _WholeLines):
+            sys.stderr.end_line()
         import os
 
         os.write(2, nixseal.prefix + f": {word}\n".encode())

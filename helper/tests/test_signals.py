@@ -221,3 +221,44 @@ def test_a_signal_inside_an_extensions_initialisation_is_one_line(
     assert proc.stderr.splitlines()[-1] == "nixseal install: " + (
         "interrupted" if sig == signal.SIGINT else "terminated"
     )
+
+
+# In the child: the signal arrives between a log line and its newline (print
+# writes them apart), in a verb and after it.
+HALF_LINE = """
+import os, sys
+SIG, WHEN = int(sys.argv.pop(1)), sys.argv.pop(1)
+sys.argv[0] = "nixseal"
+from nixseal import signals
+from nixseal.cli import main
+write = signals._WholeLines.write
+def half(self, text):
+    n = write(self, text)
+    if not text.endswith("\\n") and WHEN in text:
+        os.kill(os.getpid(), SIG)
+    return n
+signals._WholeLines.write = half
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("when", ['"installed"', "error:"])
+def test_a_signal_between_a_line_and_its_newline_starts_a_line_of_its_own(
+    scene: Scene, when: str
+) -> None:
+    tail = ["--log-format", "json", "install", "--manifest", str(scene.tmp / "manifest.json")]
+    tail += ["--root", str(scene.root), "--no-mount"]
+    if when == "error:":  # after the verb: its error line, then the signal's
+        tail[-2] = str(scene.root / "nowhere")
+    proc = subprocess.run(
+        [sys.executable, "-c", HALF_LINE, str(int(signal.SIGTERM)), when, *tail],
+        env=_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 143, proc.stderr
+    assert lines[-1] == "nixseal install: terminated", proc.stderr
+    assert when in lines[-2] and lines[-2].endswith(("}", "not a directory")), proc.stderr
