@@ -82,20 +82,3 @@ def as_user(uid: int, cwd: Path, action: Callable[[], None]) -> None:
     os.close(dir_fd)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the action as another user failed"
-
-
-def snapshot(path: Path) -> dict[str, tuple[int, int, int, bytes | str]]:
-    """Every entry under path (not following links): mode, owner, group, content."""
-    found: dict[str, tuple[int, int, int, bytes | str]] = {}
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            p = Path(dirpath, name)
-            st = p.lstat()
-            if p.is_symlink():
-                body: bytes | str = os.readlink(p)
-            elif p.is_file():
-                body = p.read_bytes()
-            else:
-                body = ""
-            found[str(p.relative_to(path))] = (st.st_mode, st.st_uid, st.st_gid, body)
-    return found

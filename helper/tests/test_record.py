@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _activation import Scene, make_scene
-from _attacker import ALICE, as_user, attacker, snapshot
+from _activation import Scene, make_scene, tree
+from _attacker import ALICE, as_user, attacker
 from conftest import needs_root
 
 VALUE = b"the real value"
@@ -151,7 +151,7 @@ def test_every_mutation_of_a_record_is_untrusted_or_harmless(scene: Scene) -> No
     assert scene.install().code == 0
     values = {"a": VALUE, "b": b"bee", "n/c": b"nested"}
     rng = random.Random("records")
-    outside = {p: snapshot(p) for p in (scene.root / "etc", scene.tmp / "src")}
+    outside = {p: tree(p) for p in (scene.root / "etc", scene.tmp / "src")}
     mutations = accepted = 0
     deadline = time.monotonic() + 4.0
     while time.monotonic() < deadline:
@@ -171,7 +171,7 @@ def test_every_mutation_of_a_record_is_untrusted_or_harmless(scene: Scene) -> No
         assert scene.live("rendered/t").read_bytes() == b"token=" + VALUE
         assert (scene.root / "etc/app/c.conf").read_bytes() == b"nested"
         for p, before in outside.items():
-            now = snapshot(p)
+            now = tree(p)
             now.pop("app/c.conf", None)
             before.pop("app/c.conf", None)
             assert now == before, bad

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _activation import Scene, make_scene
-from _attacker import ALICE, as_user, attacker, snapshot
+from _activation import Scene, make_scene, tree
+from _attacker import ALICE, as_user, attacker
 from conftest import needs_root
 
 pytestmark = needs_root
@@ -92,7 +92,7 @@ def test_a_swapped_parent_never_leads_outside_its_directory(scene: Scene) -> Non
     scene.add("other", b"o")
     victim = scene.tmp / "victim"
     targets = [str(victim), "../../etc", str(scene.root / "etc"), "/etc"]
-    outside = {p: snapshot(p) for p in (victim, scene.root / "etc", Path("/etc"))}
+    outside = {p: tree(p) for p in (victim, scene.root / "etc", Path("/etc"))}
 
     def swap(i: int) -> None:
         target = targets[i % len(targets)]
@@ -105,7 +105,7 @@ def test_a_swapped_parent_never_leads_outside_its_directory(scene: Scene) -> Non
 
     def check() -> None:
         for p, before in outside.items():
-            assert snapshot(p) == before, f"{p} was written"
+            assert tree(p) == before, f"{p} was written"
 
     with attacker(ALICE, home, swap) as tally:
         runs = _races(scene, check)
@@ -157,7 +157,7 @@ def test_removing_a_generation_never_follows_a_symlink(scene: Scene) -> None:
     assert scene.install().code == 0
     mp = scene.root / "run/secrets.d"
     victim = scene.tmp / "victim"
-    before = snapshot(victim)
+    before = tree(victim)
     (mp / "7").symlink_to(victim)  # a "half-built" generation
     (mp / "8").mkdir()
     (mp / "8/d").symlink_to(victim)
@@ -165,7 +165,7 @@ def test_removing_a_generation_never_follows_a_symlink(scene: Scene) -> None:
     scene.doc["keepGenerations"] = 0
     scene.set_value("other", b"o2")
     assert scene.install().code == 0
-    assert snapshot(victim) == before
+    assert tree(victim) == before
     assert sorted(p.name for p in mp.iterdir()) == ["2", "2.json"]
 
 
@@ -176,7 +176,7 @@ def test_removal_races_a_user_who_owns_a_stale_generation(scene: Scene) -> None:
     assert scene.install().code == 0
     mp = scene.root / "run/secrets.d"
     victim = scene.tmp / "victim"
-    before = snapshot(victim)
+    before = tree(victim)
     rounds = 0
 
     def swap(i: int) -> None:
@@ -198,7 +198,7 @@ def test_removal_races_a_user_who_owns_a_stale_generation(scene: Scene) -> None:
             scene.set_value("other", f"o{runs}".encode())
             r = scene.install()
         assert r.code in (0, 1), r.err
-        assert snapshot(victim) == before
+        assert tree(victim) == before
         rounds += tally.rounds
         runs += 1
     print(f"{runs} installs against {rounds} swaps")
@@ -209,7 +209,7 @@ def test_a_mount_point_that_is_a_symlink_is_refused(scene: Scene) -> None:
     victim = scene.tmp / "victim"
     os.chown(victim, ALICE, ALICE)
     victim.chmod(0o700)
-    before = snapshot(victim)
+    before = tree(victim)
     (scene.root / "run").mkdir()
     (scene.root / "run/secrets.d").symlink_to(victim)
     scene.add("a", b"1")
@@ -217,7 +217,7 @@ def test_a_mount_point_that_is_a_symlink_is_refused(scene: Scene) -> None:
     assert r.code == 1 and "a symlink is in the way" in r.err, r.err
     st = victim.stat()
     assert (st.st_uid, st.st_mode & 0o7777) == (ALICE, 0o700)
-    assert snapshot(victim) == before
+    assert tree(victim) == before
 
 
 def test_open_dir_refuses_an_unsafe_transition(tmp_path: Path) -> None:
