@@ -1,6 +1,6 @@
 # The nixseal helper and CLI. `nixseal install` runs at every boot and
 # switch; the admin verbs run on admins' machines. One package for both.
-{ lib, python3Packages, age, openssh, git }:
+{ lib, python3Packages, age, openssh, git, coreutils }:
 let
   pyrage = python3Packages.callPackage ./pyrage.nix { };
   # Only what the package needs: a change to docs or tests elsewhere in the
@@ -57,6 +57,18 @@ python3Packages.buildPythonApplication {
     "tests/test_boot_graph.py"
     "tests/test_nspawn.py"
   ];
+  # Python starts with SIGINT and SIGTERM blocked; nixseal unblocks them as
+  # its first statement, once its own handlers are in place. A signal sent
+  # during the interpreter's start-up (a stop at boot, a Ctrl-C during a
+  # switch) then ends the run with one line and 130 or 143, not with a
+  # traceback from Python's default handler. After wrapPythonPrograms
+  # (buildPythonApplication's own postFixup), the wrapped script's shebang
+  # goes through env.
+  postFixup = ''
+    sed -i '1s|^#! *\(.*\)$|#!${coreutils}/bin/env -S --block-signal=INT,TERM \1|' \
+      "$out/bin/.nixseal-wrapped"
+    head -n 1 "$out/bin/.nixseal-wrapped" | grep -q -- '--block-signal=INT,TERM'
+  '';
   pythonImportsCheck = [
     "nixseal"
     "nixseal.cli"

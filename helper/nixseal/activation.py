@@ -7,33 +7,37 @@ Every entry (secret or template) ends in one of these states:
 - installed: new since the previous generation (or first boot)
 - changed / unchanged: compared by content with the previous generation
 - failed: could not be produced (unreadable, corrupt, wrong key, unknown
-  owner...); it keeps its previous value when the previous generation had
-  one, and the run exits 1
+  owner, no space left...); it keeps its previous value when the previous
+  generation had one, and the run exits 1
 - removed: in the previous generation, gone from the manifest
 
 An age file whose bytes have not changed since the previous generation is
 not decrypted again: its previous plaintext is reused (hard-linked when
-owner and mode are unchanged). Nothing here ever logs a value.
+owner and mode are unchanged), once verified against the record's keyed
+digest (nixseal.previous). Nothing here ever logs a value.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from nixseal import generation as gen
+from nixseal import record as rec
+from nixseal import safepath
 from nixseal.errors import NixsealError
+from nixseal.links import Links
 from nixseal.manifest import Entry, Manifest, Secret, Template
 from nixseal.ownership import Accounts
+from nixseal.previous import Kept, Previous, Value
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.render import referenced, render
 from nixseal.restart import Units, collect
 
-RECORD_VERSION = 1
-NO_PENDING: dict[str, list[str]] = {"restart": [], "reload": []}
 # A forked worker must decrypt at least this many files to repay its fork
 # (about 1-2 ms here, against ~0.25 ms per ssh-ed25519 file): see
 # docs/performance.md.
@@ -45,7 +49,7 @@ class _Input(NamedTuple):
 
     data: bytes
     digest: str  # SHA-256 of the age file, kept in the record
-    decrypt: bool  # False: unchanged since the previous generation, reuse its value
+    previous: Value | None  # unchanged since the previous generation: its verified value
 
 
 # What the first pass knows of each secret: its input, or why it failed.
@@ -83,37 +87,43 @@ class Activation:
         self.dry_run = dry_run
         self.mount = mount and not manifest.user_mode and os.geteuid() == 0
         self.log = log
-        self.mount_point = self.rooted(manifest.mount_point)
-        self.symlink = self.rooted(manifest.symlink_path)
         self.chown = not manifest.user_mode and os.geteuid() == 0
         self.accounts = None if manifest.user_mode else Accounts(root)
         self.keys_gid: int | None = None
         self._identities: list[Any] | None = None
         self._identity_error = ""
-        self._dirs: set[Path] = set()  # directories known to exist in the new generation
         self.values: dict[str, bytes] = {}  # secret name -> value, for templates
         needed = (referenced(t.content, manifest.placeholders) for t in manifest.templates)
         self.template_inputs = {name for names in needed for name in names}
-        # Per run: the previous generation and its record.
-        self.old_dir: Path | None = None
-        self.record: dict[str, Any] | None = None
-        self.old_entries: dict[str, Any] = {}
+        # Per run: where it works, and what the previous generation gives.
+        self.top = safepath.open_root(root)
+        self.store: gen.Store | None = None
+        self.new: gen.NewGeneration | None = None
+        self.previous = Previous(None, None, log)
+        self.key = rec.new_key()
+        self._reserved = -1
+        self._handed = False
 
-    def rooted(self, path: str) -> Path:
-        return Path(self.root + path) if self.root else Path(path)
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        self.top.close()
+
+    def rooted(self, path: str) -> str:
+        return self.root + path if self.root else path
 
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the install lock: around run() and the hand-over of its units.
 
-        The hand-over rewrites the new generation's record (clear_pending),
-        which a run that started meanwhile would be reading or pruning. A
-        dry run changes nothing and takes no lock.
+        The hand-over marks the new generation's units handed over, which a
+        run that started meanwhile would be reading or pruning. A dry run
+        changes nothing and takes no lock.
         """
         if self.dry_run:
             yield
             return
-        fd = gen.lock(self.mount_point)
+        fd = gen.lock(self.top, self.m.mount_point, self.rooted(self.m.mount_point))
         try:
             yield
         finally:
@@ -124,12 +134,19 @@ class Activation:
         if self.dry_run:
             # Before _prepare: its warnings must say they come from a dry run.
             self.log = self.log.bind(dry_run=True)
-        out = self._prepare()
-        log = self.log.bind(generation=out.generation)  # dry_run is bound above
-        entries = self._build(out, log)
-        if not self.dry_run:
-            self._commit(out, entries, log)
-        return out
+            self.previous.log = self.log
+        try:
+            out = self._prepare()
+            log = self.log.bind(generation=out.generation)  # dry_run is bound above
+            self.previous.log = log
+            entries = self._build(out, log)
+            if not self.dry_run:
+                self._commit(out, entries, log)
+            return out
+        finally:
+            self.previous.close()
+            if self.new is not None:
+                self.new.close()
 
     def _prepare(self) -> Outcome:
         """Mount, find the previous generation, clear what killed runs left."""
@@ -137,33 +154,69 @@ class Activation:
             self.keys_gid = self.accounts.keys_gid()
         elif not self.m.user_mode:
             self.log.warning("not running as root: owners and groups are not applied")
-        if self.mount and not self.dry_run:
-            gen.ensure_mounted(self.mount_point, self.m.use_tmpfs, self.keys_gid or 0)
-        elif not self.dry_run:
-            gen.make_dirs(self.mount_point, gen.DIR_MODE, self.keys_gid)
-        if not self.dry_run:
-            # Also when it exists: a run killed between mkdir (or mount) and
-            # chown left it root's, and nothing else would ever fix that.
-            gen.ensure_dir_mode(self.mount_point, gen.DIR_MODE, self.keys_gid)
-        previous = gen.current(self.symlink, self.mount_point)
-        if previous is not None:
-            self.old_dir = self.mount_point / str(previous)
-            self.record = _valid_record(gen.read_record(self.mount_point, previous))
-            self.old_entries = (self.record or {}).get("entries", {})
-        if not self.dry_run:
-            gen.remove_temporary(self.mount_point)
-            for number in gen.numbers(self.mount_point):
+        shown = self.rooted(self.m.mount_point)
+        if self.dry_run:
+            self.store = gen.Store.existing(self.top, self.m.mount_point, shown)
+        else:
+            self.store = gen.Store.open(self.top, self.m.mount_point, shown, self.keys_gid)
+            if self.mount:
+                self.store.mount(self.m.use_tmpfs, self.keys_gid or 0)
+            self.store.ensure_mode(self.keys_gid)
+        store = self.store
+        previous = None if store is None else gen.current(self.top, self.m.symlink_path, store)
+        handed = False
+        if store is not None and previous is not None:
+            data = store.read_record(previous)
+            record = None if data is None else rec.parse(data, self.m.symlink_path)
+            self.previous = Previous(store.old(previous), record, self.log)
+            handed = store.handed(previous)
+            if record is not None:
+                self.key = record.key
+        self._handed = handed
+        numbers = [] if store is None else store.numbers()
+        if store is not None and not self.dry_run:
+            store.remove_temporary()
+            for number in numbers:
                 if previous is None or number > previous:
-                    gen.remove(self.mount_point, number)  # left half-built by a killed run
-        number = max([previous or 0, *gen.numbers(self.mount_point)]) + 1
-        if not self.dry_run:
-            gen.make_dirs(self.mount_point / str(number), gen.DIR_MODE, self.keys_gid)
+                    store.remove(number)  # left half-built by a killed run
+            numbers = store.numbers()
+        number = max([previous or 0, *numbers]) + 1
+        if store is not None and not self.dry_run:
+            self.new = store.new(number, self.keys_gid)
+            try:
+                self._reserved = store.reserve_record(number, self._record_bound())
+            except gen.GenerationError:
+                self.new.close()
+                self.new = None
+                store.remove(number)  # nothing half-built is left
+                raise
         return Outcome(number, previous)
 
-    def _build(self, out: Outcome, log: Any) -> dict[str, Any]:
+    def _record_bound(self) -> int:
+        """An upper bound of the size of the record this run writes: reserved first.
+
+        Counted, not serialized (that would cost as much as the record): each
+        string as JSON could at most spell it, every digest, size and unit at
+        its longest, every unit also pending, every old link still to remove.
+        """
+        old = self.previous.entries.values()
+        units = [u for e in self.m.entries for u in (*e.restart_units, *e.reload_units)]
+        units += [u for e in old for u in (*e.restart_units, *e.reload_units)]
+        pending = self.previous.pending(False)
+        units += [*pending[0], *pending[1]]
+        size = _HEADER + 2 * sum(len(u) + 3 for u in units)
+        for e in self.m.entries:
+            size += _ENTRY + _json_len(e.key) + _json_len(e.rel) + _json_len(e.path)
+            size += sum(len(u) + 3 for u in (*e.restart_units, *e.reload_units))
+        links = [(e.path, e.rel) for e in old]
+        if self.previous.record is not None:
+            links += self.previous.record.unlink
+        size += sum(_json_len(path) + _json_len(rel) + 4 for path, rel in links)
+        return size
+
+    def _build(self, out: Outcome, log: Any) -> dict[str, rec.Entry]:
         """Produce every entry in the new generation; returns its record entries."""
-        gen_dir = self.mount_point / str(out.generation)
-        entries: dict[str, Any] = {}
+        entries: dict[str, rec.Entry] = {}
         restart: list[str] = []
         reload: list[str] = []
         # Every age file is read first, so the ones to decrypt are known and
@@ -172,73 +225,98 @@ class Activation:
         todo = [s for s in self.m.secrets if _needs_decrypting(inputs[s.key])]
         with self._decryptions(todo, inputs, log) as plaintexts:
             for entry in self.m.entries:
-                state, source, reason = self._install(entry, gen_dir, inputs, plaintexts)
+                state, kept, reason = self._install(entry, inputs, plaintexts)
                 out.add(state, entry.key)
                 fields = {"kind": entry.kind, "name": entry.name, "path": entry.path}
                 if state == "failed":
-                    log.error("failed", **fields, reason=reason, kept_previous=source is not None)
+                    log.error("failed", **fields, reason=reason, kept_previous=kept is not None)
                 else:
                     (log.debug if state == "unchanged" else log.info)(state, **fields)
                 if state in {"installed", "changed"}:
                     restart += entry.restart_units
                     reload += entry.reload_units
-                if state != "failed" or source is not None:
-                    entries[entry.key] = {
-                        "rel": entry.rel,
-                        "path": entry.path,
-                        "source": source,
-                        "restartUnits": list(entry.restart_units),
-                        "reloadUnits": list(entry.reload_units),
-                    }
+                if kept is not None:
+                    entries[entry.key] = rec.Entry(
+                        entry.rel,
+                        entry.path,
+                        kept.source,
+                        kept.mac,
+                        kept.size,
+                        entry.restart_units,
+                        entry.reload_units,
+                    )
         new_keys = {e.key for e in self.m.entries}
-        for key, old in self.old_entries.items():
+        for key, old in self.previous.entries.items():
             if key not in new_keys:
                 out.add("removed", key)
                 kind, name = key.split(":", 1)
-                log.info("removed", kind=kind, name=name, path=old.get("path"))
-                restart += old.get("restartUnits", [])
-                reload += old.get("reloadUnits", [])
+                log.info("removed", kind=kind, name=name, path=old.path)
+                restart += old.restart_units
+                reload += old.reload_units
         if out.previous is not None:  # first boot: nothing running could hold a value
-            pending = (self.record or {}).get("pending", NO_PENDING)
-            out.units = collect([*restart, *pending["restart"]], [*reload, *pending["reload"]])
+            pending = self.previous.pending(self._handed)
+            out.units = collect([*restart, *pending[0]], [*reload, *pending[1]])
         return entries
 
-    def _commit(self, out: Outcome, entries: dict[str, Any], log: Any) -> None:
+    def _commit(self, out: Outcome, entries: dict[str, rec.Entry], log: Any) -> None:
         """Record, switch, link custom paths, prune: the new generation goes live."""
-        pending = {"restart": list(out.units.restart), "reload": list(out.units.reload)}
-        unlink = self._stale_links(entries)
-        record = {
-            "version": RECORD_VERSION,
-            "entries": entries,
-            "pending": pending,
-            "unlink": unlink,
-        }
-        gen.write_record(self.mount_point, out.generation, record)
-        gen.make_dirs(self.symlink.parent, 0o755)
-        gen.place_symlink(self.symlink, self.mount_point, str(out.generation))
-        self._links(entries, unlink, out, log)
-        older = [n for n in gen.numbers(self.mount_point) if n < out.generation]
+        assert self.store is not None
+        links = Links(self.top, self.store, self.m.symlink_path, self.root or "")
+        unlink = self._stale_links(entries, links)
+        record = rec.Record(self.key, entries, out.units.restart, out.units.reload, unlink)
+        self.store.write_record(out.generation, self._reserved, record.to_json())
+        gen.switch(
+            self.top,
+            self.m.symlink_path,
+            self.rooted(self.m.symlink_path),
+            self.store,
+            out.generation,
+        )
+        self._links(entries, unlink, links, out, log)
+        older = [n for n in self.store.numbers() if n < out.generation]
         keep = set(sorted(older, reverse=True)[: self.m.keep_generations])
         for n in older:
             if n not in keep:
-                gen.remove(self.mount_point, n)
+                try:
+                    self.store.remove(n)
+                except (OSError, NixsealError) as err:
+                    reason = str(err) if isinstance(err, NixsealError) else err.strerror
+                    log.warning("old generation not removed", number=n, reason=reason)
 
-    def clear_pending(self, out: Outcome) -> None:
-        """The units were handed over: a later run need not signal them again."""
-        record = gen.read_record(self.mount_point, out.generation)
-        if record is not None and record.get("pending") != NO_PENDING:
-            record["pending"] = NO_PENDING
-            gen.write_record(self.mount_point, out.generation, record)
+    def clear_pending(self, number: int) -> None:
+        """Generation number's units were handed over: a later run need not signal them again."""
+        if self.store is None:
+            return
+        try:
+            self.store.mark_handed(number)
+        except OSError as err:
+            self.log.warning(
+                "units not marked handed over; the next run signals them again",
+                generation=number,
+                reason=err.strerror,
+            )
+
+    def live_pending(self) -> tuple[int, Units] | None:
+        """The live generation and the units its run left pending (call it inside locked()).
+
+        None when nothing is pending: no live generation of ours, a record
+        that cannot be trusted, or units already handed over.
+        """
+        shown = self.rooted(self.m.mount_point)
+        self.store = gen.Store.existing(self.top, self.m.mount_point, shown)
+        if self.store is None:
+            return None
+        number = gen.current(self.top, self.m.symlink_path, self.store)
+        if number is None or self.store.handed(number):
+            return None
+        data = self.store.read_record(number)
+        record = None if data is None else rec.parse(data, self.m.symlink_path)
+        if record is None:
+            return None
+        units = Units(record.pending_restart, record.pending_reload)
+        return (number, units) if units else None
 
     # -- one entry ----------------------------------------------------------
-
-    def _old_file(self, entry: Entry) -> Path | None:
-        if self.old_dir is None:
-            return None
-        if self.record is None:
-            return self.old_dir / entry.rel  # a generation without a record (another tool)
-        old = self.old_entries.get(entry.key)
-        return self.old_dir / old["rel"] if old else None
 
     def _read_input(self, entry: Secret) -> _Input | NixsealError:
         """First pass over a secret: owner check, read, digest; no decryption."""
@@ -248,10 +326,7 @@ class Activation:
         except NixsealError as err:
             return err
         digest = hashlib.sha256(data).hexdigest()
-        old = self.old_entries.get(entry.key)
-        # A recorded source implies a previous file (_old_file), without a Path.
-        unchanged = old is not None and old.get("source") == digest and self.old_dir is not None
-        return _Input(data, digest, not unchanged)
+        return _Input(data, digest, self.previous.reusable(entry, digest))
 
     @contextmanager
     def _decryptions(self, todo: list[Secret], inputs: Inputs, log: Any) -> Iterator[Plaintexts]:
@@ -283,12 +358,9 @@ class Activation:
             yield zip(todo, results, strict=True)
 
     def _install(
-        self, entry: Entry, gen_dir: Path, inputs: Inputs, plaintexts: Plaintexts
-    ) -> tuple[str, str | None, str]:
-        """(state, source digest for the record, failure reason)."""
-        old_file = self._old_file(entry)
-        old_source = self.old_entries.get(entry.key, {}).get("source")
-        target = gen_dir / entry.rel
+        self, entry: Entry, inputs: Inputs, plaintexts: Plaintexts
+    ) -> tuple[str, Kept | None, str]:
+        """(state, what the record says of the value now there, failure reason)."""
         try:
             uid, gid = self._ids(entry)
             source = None
@@ -297,14 +369,13 @@ class Activation:
                 if isinstance(got, NixsealError):
                     raise got
                 source = got.digest
-                if not got.decrypt:
-                    assert old_file is not None
-                    if self._reuse(entry, old_file, target, (uid, gid)):
-                        return "unchanged", source, ""
-                    try:
-                        value = old_file.read_bytes()
-                    except OSError:  # removed by hand: decrypt it again
-                        value = self._decrypt_alone(entry, got.data)
+                if got.previous is not None:
+                    value = got.previous.data
+                    if entry.name in self.template_inputs:
+                        self.values[entry.name] = value
+                    shared = self._share(entry, got.previous, uid, gid)
+                    if shared is not None:
+                        return "unchanged", shared._replace(source=source), ""
                 else:
                     secret, result = next(plaintexts)
                     assert secret is entry  # both follow the manifest's order
@@ -316,50 +387,43 @@ class Activation:
             else:
                 assert isinstance(entry, Template)
                 value = self._render(entry)
-            state = _compare(value, old_file)
-            if not self.dry_run:
-                self._make_dirs(target.parent)
-                gen.write_file(target, value, uid, gid, entry.mode)
-            return state, source, ""
+            digest = rec.mac(self.key, value)
+            state = self.previous.state(entry, digest, value)
+            if self.new is not None:
+                self._write(entry, value, uid, gid)
+            return state, Kept(source, digest, len(value), entry.rel), ""
         except (NixsealError, OSError) as err:
             reason = str(err) if isinstance(err, NixsealError) else _os_reason(err)
-            return "failed", self._keep_previous(old_file, target, old_source), reason
+            return "failed", self.previous.keep(entry, self.new, self.key), reason
 
-    def _make_dirs(self, path: Path) -> None:
-        # The new generation is ours alone (lock held, not live): a directory
-        # made once stays, so each is made or checked once, not per file.
-        if path not in self._dirs:
-            gen.make_dirs(path, gen.DIR_MODE, self.keys_gid)
-            self._dirs.add(path)
+    def _write(self, entry: Entry, value: bytes, uid: int | None, gid: int | None) -> None:
+        assert self.new is not None
+        try:
+            self.new.write(entry.rel, value, uid, gid, entry.mode)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise NixsealError(
+                    f"{entry.path}: no space left on {self.m.mount_point} for its "
+                    f"{len(value)} bytes"
+                ) from err
+            raise
 
-    def _keep_previous(self, old_file: Path | None, target: Path, source: str | None) -> str | None:
-        """Carry a failed entry's previous file over; its source, or None if there is none."""
-        if old_file is None or not old_file.is_file():
+    def _share(self, entry: Entry, value: Value, uid: int | None, gid: int | None) -> Kept | None:
+        """Hard-link an unchanged, verified secret from the previous generation,
+        when owner and mode are the same; None when it needs a file of its own."""
+        if stat_mode_differs(value, uid, gid, entry.mode):
             return None
-        if not self.dry_run:
-            self._make_dirs(target.parent)
-            if not gen.link(old_file, target):
-                return None
-        return source or ""
+        old = self.previous.entries[entry.key]
+        kept = Kept(None, old.mac, old.size, entry.rel)
+        if self.new is None or self.previous.old is None:
+            return kept  # a dry run
+        return kept if self.new.link(self.previous.old, old.rel, entry.rel) else None
 
     def _ids(self, entry: Entry) -> tuple[int | None, int | None]:
         if self.accounts is None:
             return None, None
         uid, gid = self.accounts.resolve(entry.owner, entry.group)  # unknown: fails the entry
         return (uid, gid) if self.chown else (None, None)
-
-    def _reuse(
-        self, entry: Entry, old_file: Path, target: Path, ids: tuple[int | None, int | None]
-    ) -> bool:
-        """Hard-link an unchanged secret from the previous generation."""
-        if entry.name in self.template_inputs:
-            return False  # its value is needed in memory anyway
-        if not gen.same_owner_mode(old_file, *ids, entry.mode):
-            return False
-        if self.dry_run:
-            return True
-        self._make_dirs(target.parent)
-        return gen.link(old_file, target)
 
     def _load_identities(self) -> list[Any] | None:
         """The usable identities, loaded on first need; None (and why) if there are none."""
@@ -377,13 +441,6 @@ class Activation:
                 self._identity_error = str(err)
         return self._identities
 
-    def _decrypt_alone(self, entry: Secret, data: bytes) -> bytes:
-        """Decrypt one file in this process (outside the planned decryptions)."""
-        identities = self._load_identities()
-        if identities is None:
-            raise NixsealError(self._identity_error)
-        return _decrypt(data, identities, entry.file)
-
     def _render(self, entry: Template) -> bytes:
         names = referenced(entry.content, self.m.placeholders)
         missing = [n for n in names if n not in self.values]
@@ -391,84 +448,91 @@ class Activation:
             raise NixsealError(f"secret {missing[0]!r} it uses is not available")
         return render(entry.content, self.values, self.m.placeholders)
 
+    # -- custom paths -------------------------------------------------------
+
     def _custom(self, path: str) -> bool:
         """A path outside symlinkPath, which gets a symlink into it."""
         return not path.startswith(self.m.symlink_path + "/")
 
-    def _stale_links(self, installed: dict[str, Any]) -> list[list[str]]:
-        """[path, rel] of our links at custom paths the new generation no longer has.
+    def _stale_links(
+        self, installed: dict[str, rec.Entry], links: Links
+    ) -> tuple[tuple[str, str], ...]:
+        """(path, rel) of our links at custom paths the new generation no longer has.
 
         Kept in the new record until removed, so a run killed between the
         switch and their removal still removes them next time (the previous
         entries it would find them from are then the new ones).
         """
         wanted = {e.path for e in self.m.entries if self._custom(e.path) and e.key in installed}
-        candidates = [(o.get("path", ""), o.get("rel", "")) for o in self.old_entries.values()]
-        candidates += [(p, rel) for p, rel in (self.record or {}).get("unlink", [])]
+        candidates = [(o.path, o.rel) for o in self.previous.entries.values()]
+        if self.previous.record is not None:
+            candidates += self.previous.record.unlink
         stale: dict[str, str] = {}
         for path, rel in candidates:
-            ours = path and rel and self._custom(path) and path not in wanted
-            if ours and gen.is_link_to(self.rooted(path), self.symlink, rel):
+            ours = self._custom(path) and path not in wanted
+            if ours and links.is_ours(path, rel):
                 stale[path] = rel
-        return [[path, rel] for path, rel in sorted(stale.items())]
+        return tuple(sorted(stale.items()))
 
     def _links(
-        self, installed: dict[str, Any], unlink: list[list[str]], out: Outcome, log: Any
+        self,
+        installed: dict[str, rec.Entry],
+        unlink: tuple[tuple[str, str], ...],
+        links: Links,
+        out: Outcome,
+        log: Any,
     ) -> None:
-        """Symlinks at custom paths (outside symlinkPath), pointing into symlinkPath."""
+        """Symlinks at custom paths, each failing its entry alone."""
         for entry in self.m.entries:
             if not self._custom(entry.path) or entry.key not in installed:
                 continue
-            link = self.rooted(entry.path)
             try:
-                gen.make_dirs(link.parent, 0o755)
-                gen.place_symlink(link, self.symlink, entry.rel)
-            except NixsealError as err:
+                uid, _ = self._ids(entry)
+                links.place(entry.path, entry.rel, os.geteuid() if uid is None else uid)
+            except (NixsealError, OSError) as err:
+                reason = str(err) if isinstance(err, NixsealError) else _os_reason(err)
                 out.add("failed", entry.key)
                 log.error(
-                    "failed", kind=entry.kind, name=entry.name, path=entry.path, reason=str(err)
+                    "failed", kind=entry.kind, name=entry.name, path=entry.path, reason=reason
                 )
         for path, rel in unlink:
-            gen.remove_symlink(self.rooted(path), self.symlink, rel)
+            try:
+                links.remove(path, rel)
+            except (NixsealError, OSError) as err:
+                reason = str(err) if isinstance(err, NixsealError) else _os_reason(err)
+                log.warning("old link not removed", path=path, reason=reason)
 
 
-def _valid_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The record if this version wrote it; else None, as for another tool's generation.
-
-    A record of another version (a rollback to an older nixseal) or a
-    damaged one must not break the install: it only costs change detection
-    by record (files are still compared with the previous generation's).
-    """
-    if record is None or record.get("version") != RECORD_VERSION:
-        return None
-    entries, pending = record.get("entries"), record.get("pending", NO_PENDING)
-    unlink = record.get("unlink", [])
-    ok = (
-        isinstance(entries, dict)
-        and all(
-            isinstance(e, dict)
-            and ":" in k
-            and isinstance(e.get("rel"), str)
-            and isinstance(e.get("path"), str)
-            and _strings(e.get("restartUnits"))
-            and _strings(e.get("reloadUnits"))
-            for k, e in entries.items()
-        )
-        and isinstance(pending, dict)
-        and _strings(pending.get("restart"))
-        and _strings(pending.get("reload"))
-        and isinstance(unlink, list)
-        and all(isinstance(u, list) and len(u) == 2 and _strings(u) for u in unlink)
+# The fixed part of a record, and of one entry at its longest (64-digit
+# digests, a 20-digit size), beyond the strings counted one by one.
+_HEADER = len(rec.Record(bytes(rec.KEY_BYTES), {}).to_json())
+_ENTRY = (
+    len(
+        rec.Record(
+            bytes(rec.KEY_BYTES), {"": rec.Entry("", "", "0" * 64, bytes(32), 10**19, (), ())}
+        ).to_json()
     )
-    return record if ok else None
+    - _HEADER
+    + 1
+)
 
 
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+def _json_len(text: str) -> int:
+    """The most bytes JSON may spell text with: quoted; six per escaped character
+    (twelve for a pair of surrogates, which is two characters of Python's)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return len(text) + 2
+    return 6 * len(text) * 2 + 2
+
+
+def stat_mode_differs(value: Value, uid: int | None, gid: int | None, mode: int) -> bool:
+    if value.mode != mode:
+        return True
+    return uid is not None and (value.uid, value.gid) != (uid, gid)
 
 
 def _needs_decrypting(got: _Input | NixsealError) -> bool:
-    return isinstance(got, _Input) and got.decrypt
+    return isinstance(got, _Input) and got.previous is None
 
 
 def _decrypt(data: bytes, identities: list[Any], source: str) -> bytes:
@@ -478,28 +542,10 @@ def _decrypt(data: bytes, identities: list[Any], source: str) -> bytes:
 
 
 def _read(path: str) -> bytes:
-    # os.open/os.read: a third of the cost of open() at one call per secret.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
+        return read_regular(path, AGE_FILE_LIMIT)
     except OSError as err:
         raise NixsealError(f"{path}: cannot read: {err.strerror}") from err
-    return b"".join(chunks)
-
-
-def _compare(value: bytes, old_file: Path | None) -> str:
-    if old_file is None:
-        return "installed"
-    try:
-        old = old_file.read_bytes()
-    except OSError:
-        return "installed"
-    return "unchanged" if old == value else "changed"
 
 
 def _os_reason(err: OSError) -> str:

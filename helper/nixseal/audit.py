@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nixseal import check, drift
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.repo import Context, now
 from nixseal.rules import Rules, SecretRule, display_path, format_duration
 from nixseal.state import State
@@ -128,7 +129,7 @@ def audit(rules: Rules, state: State, names: list[str]) -> list[dict[str, Any]]:
     entries = []
     for n in names:
         try:
-            data: bytes | None = rules.file_for(n).read_bytes()
+            data: bytes | None = read_regular(rules.file_for(n), AGE_FILE_LIMIT)
         except OSError:
             data = None  # the inspector reports why
         d = inspector.inspect(n) if data is None else inspector.inspect(n, data)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from nixseal import manifest as manifest_mod
     from nixseal.errors import CryptoError, UsageError
     from nixseal.header import parse_header, ssh_key_tag
+    from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 
     manifest = manifest_mod.load(args.file)
     tag = None
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     for secret in manifest.secrets:
         where = f"secret {secret.name!r} ({secret.file})"
         try:
-            data = Path(secret.file).read_bytes()
+            data = read_regular(secret.file, AGE_FILE_LIMIT)
         except OSError as err:
             problems.append(f"{where}: cannot read: {err.strerror}")
             continue
@@ -72,14 +72,23 @@ def run(args: argparse.Namespace) -> int:
 def _host_key_text(value: str) -> str:
     """The public key line given, or the first one in the file named."""
     from nixseal.errors import UsageError
+    from nixseal.keytext import PRIVATE_KEY, looks_private
+    from nixseal.readfile import TEXT_LIMIT, read_regular
 
     text = value.strip()
+    if looks_private(text):
+        raise UsageError(f"--host-key: {PRIVATE_KEY}; give the host's public key instead")
     if text.startswith(("ssh-", "age1")):
         return text
     try:
-        lines = Path(text).read_text().splitlines()
+        lines = read_regular(text, TEXT_LIMIT).decode().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"--host-key {value}: neither a public key nor a readable file") from err
+    if any(looks_private(line) for line in lines):
+        raise UsageError(
+            f"--host-key {value}: {PRIVATE_KEY} in this file; give the public key "
+            "(e.g. ssh_host_ed25519_key.pub)"
+        )
     for line in lines:
         if line.strip().startswith(("ssh-", "age1")):
             return line.strip()

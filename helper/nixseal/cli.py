@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from nixseal import __version__
+from nixseal import __version__, signals
 from nixseal.errors import NixsealError
 
 # verb -> (module, one-line help)
@@ -135,6 +135,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     verb = _chosen_verb(args_list)
+    with signals.handled(verb if verb in VERBS else None):
+        return _main(args_list, verb)
+
+
+def _main(args_list: list[str], verb: str | None) -> int:
     parser = build_parser(verb if verb in VERBS else None)
     args = parser.parse_args(args_list)
 
@@ -142,30 +147,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log.configure(args.log_format, -1 if args.quiet else args.verbose)
     try:
-        code: int = _verb_module(args.verb).run(args)
-    except NixsealError as err:
-        print(f"nixseal {args.verb}: error: {err}", file=sys.stderr)
+        with signals.running():
+            code: int = _verb_module(args.verb).run(args)
+    except BaseException as err:
+        if signals.received and not isinstance(err, SystemExit):
+            # whatever the signal's exception became on its way up
+            return signals.report(signals.received[0])
+        return _failure(args.verb, err)
+    if signals.received:  # swallowed on the way (by a library), but it came
+        return signals.report(signals.received[0])
+    return code
+
+
+def _failure(verb: str, err: BaseException) -> int:
+    """The one line and the exit status for what a verb raised."""
+    if isinstance(err, KeyboardInterrupt):  # another handler's (the CLI run in process)
+        return signals.report(signals.SIGINT)
+    if isinstance(err, NixsealError):
+        print(f"nixseal {verb}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(f"nixseal {args.verb}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+    if isinstance(err, BrokenPipeError):
         _drop_stdout()
         return 1
-    except OSError as err:
+    if isinstance(err, OSError):
         # What no verb turned into a message, e.g. stdout on a full disk.
         _drop_stdout()
         where = f"{err.filename}: " if err.filename else "writing output: "
-        print(f"nixseal {args.verb}: error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"nixseal {verb}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 1
-    except Exception as err:
-        if os.environ.get("NIXSEAL_DEBUG"):
-            raise
-        # A bug. Not a traceback: its message may quote the data at hand
-        # (a value, a key); the exception type and where it happened say enough.
-        print(f"nixseal {args.verb}: internal error: {_where(err)}", file=sys.stderr)
-        return 1
-    return code
+    if not isinstance(err, Exception) or os.environ.get("NIXSEAL_DEBUG"):
+        raise err
+    # A bug. Not a traceback: its message may quote the data at hand
+    # (a value, a key); the exception type and where it happened say enough.
+    print(f"nixseal {verb}: internal error: {_where(err)}", file=sys.stderr)
+    return 1
 
 
 def _where(err: BaseException) -> str:

@@ -17,6 +17,8 @@ from pyrage import plugin, ssh, x25519
 
 from nixseal.errors import CryptoError, DecryptError
 from nixseal.header import parse_header
+from nixseal.keytext import looks_private, refuse, shown
+from nixseal.readfile import IDENTITY_LIMIT, read_regular
 
 _SSH_PRIVATE_MARKERS = (
     b"-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -87,7 +89,7 @@ def identities_from_bytes(data: bytes, source: str) -> list[Identity]:
 
 def load_identity_file(path: str | Path) -> list[Identity]:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path, IDENTITY_LIMIT)
     except OSError as err:
         raise CryptoError(f"{path}: cannot read identity: {err.strerror}") from err
     return identities_from_bytes(data, str(path))
@@ -128,6 +130,8 @@ def plugin_identities(
 def parse_recipient(text: str, where: str) -> Recipient:
     """Parse an age1..., ssh-ed25519 or ssh-rsa recipient string."""
     s = text.strip()
+    if looks_private(s):
+        raise refuse(where)
     try:
         if s.startswith(("ssh-ed25519 ", "ssh-rsa ")):
             return Recipient(s, ssh.Recipient.from_str(s))
@@ -138,9 +142,9 @@ def parse_recipient(text: str, where: str) -> Recipient:
         if s.startswith("age1"):
             return Recipient(s, x25519.Recipient.from_str(s))
     except (pyrage.RecipientError, ValueError) as err:
-        raise CryptoError(f"{where}: bad recipient {s[:40]!r}: {err}") from err
+        raise CryptoError(f"{where}: bad recipient {shown(s)}: {err}") from err
     raise CryptoError(
-        f"{where}: bad recipient {s[:40]!r}: expected age1..., ssh-ed25519 ... or ssh-rsa ..."
+        f"{where}: bad recipient {shown(s)}: expected age1..., ssh-ed25519 ... or ssh-rsa ..."
     )
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from nixseal import header
 from nixseal.errors import CryptoError
+from nixseal.keytext import PRIVATE_KEY, looks_private
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.rules import RecipientRef, Rules, recipient_id
 from nixseal.state import State
 
@@ -88,13 +90,19 @@ class Inspector:
 
     def describe(self, rid_or_tag: str) -> str:
         who = self._who.get(rid_or_tag)
-        return f"{who} ({rid_or_tag})" if who else f"unknown key {rid_or_tag}"
+        if who:
+            return f"{who} ({rid_or_tag})"
+        return (
+            f"unknown key ({PRIVATE_KEY})"
+            if looks_private(rid_or_tag)
+            else f"unknown key {rid_or_tag}"
+        )
 
     def inspect(self, name: str, data: bytes | None = None) -> Drift:
         path = self.rules.file_for(name)
         if data is None:
             try:
-                data = path.read_bytes()
+                data = read_regular(path, AGE_FILE_LIMIT)
             except FileNotFoundError:
                 return Drift(name, path, MISSING)
             except OSError as err:

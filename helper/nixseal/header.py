@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass
 
 from nixseal.errors import CryptoError
+from nixseal.keytext import PRIVATE_KEY, looks_private
 
 MAGIC = b"age-encryption.org/v1\n"
 ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -124,6 +125,8 @@ def ssh_key_tag(public_key: str) -> str:
     The tag is the unpadded base64 of the first 4 bytes of SHA-256 of the
     key's SSH wire encoding (the base64 field of the public key line).
     """
+    if looks_private(public_key):
+        raise CryptoError(f"{PRIVATE_KEY}, not an ssh public key")
     fields = public_key.strip().split()
     if len(fields) < 2 or fields[0] not in SSH_TYPES:
         # Never quote the input: it may be a private key given by mistake.

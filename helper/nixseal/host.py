@@ -16,6 +16,8 @@ from pathlib import Path
 from nixseal import crypto, rekey
 from nixseal.atomic import write_atomic
 from nixseal.errors import CryptoError, RulesError, UsageError
+from nixseal.keytext import PRIVATE_KEY, PrivateKeyError, looks_private
+from nixseal.readfile import TEXT_LIMIT, read_regular
 from nixseal.repo import Context, rules_path_from_args
 from nixseal.rules import (
     KEY_FIX,
@@ -53,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _key_from_text(text: str, where: str) -> str:
     found: dict[str, str] = {}
     others: list[str] = []
-    if "PRIVATE KEY-----" in text:
-        raise UsageError(f"{where}: a private key; give the public key (the .pub file) instead")
+    if looks_private(text):
+        raise _private(where)
     for raw in text.splitlines():
         fields = raw.split()
         if not fields or fields[0].startswith("#"):
@@ -75,17 +77,21 @@ def _key_from_text(text: str, where: str) -> str:
     raise UsageError(f"{where}: no ssh-ed25519, ssh-rsa or age1 key{hint}")
 
 
+def _private(where: str) -> UsageError:
+    return UsageError(f"{where}: {PRIVATE_KEY}; give the public key (the .pub file) instead")
+
+
 def key_from_argument(value: str) -> str:
     if value == "-":
         try:
             return _key_from_text(sys.stdin.read(), "stdin")
         except UnicodeDecodeError as err:
             raise UsageError("stdin: not a public key (not text)") from err
-    if value.startswith(("ssh-", "age1")):
+    if value.startswith(("ssh-", "age1")) or looks_private(value):
         return _key_from_text(value, "KEY")
     path = Path(value)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, TEXT_LIMIT).decode()
     except OSError as err:
         raise UsageError(
             f"{value}: not a key string, and cannot read it as a file: {err.strerror}"
@@ -131,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     key = key_from_argument(args.key)
     try:
         crypto.parse_recipient(key, "KEY")
+    except PrivateKeyError:
+        raise
     except CryptoError as err:
         raise CryptoError(f"{err}; {KEY_FIX}") from err
     text = rules.path.read_text(encoding="utf-8")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from nixseal import crypto, header
 from nixseal.errors import CryptoError, DecryptError, UsageError
+from nixseal.readfile import IDENTITY_LIMIT, read_regular
 
 ENV_VAR = "NIXSEAL_IDENTITY"
 DEFAULT_IDENTITY = "~/.ssh/id_ed25519"
@@ -181,7 +182,7 @@ def load(specs: Sequence[str], prompt: Prompt | None = None) -> list[crypto.Iden
             raise UsageError(f"empty identity path; pass -i IDENTITY or set ${ENV_VAR}")
         path = Path(spec).expanduser()
         try:
-            data = path.read_bytes()
+            data = read_regular(path, IDENTITY_LIMIT)
         except FileNotFoundError as err:
             hint = f"; pass -i IDENTITY or set ${ENV_VAR}" if spec == DEFAULT_IDENTITY else ""
             raise CryptoError(f"{spec}: no such identity file{hint}") from err

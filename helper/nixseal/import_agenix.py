@@ -30,6 +30,7 @@ from typing import Any
 from nixseal import crypto, header
 from nixseal.atomic import write_atomic
 from nixseal.errors import CryptoError, RulesError, UsageError
+from nixseal.readfile import AGE_FILE_LIMIT, TEXT_LIMIT, read_regular
 from nixseal.rules import (
     RULES_DIR,
     RULES_NAME,
@@ -224,7 +225,7 @@ def record_existing(state: State, secrets: Mapping[str, list[str]]) -> tuple[int
     for name, keys in secrets.items():
         path = state.rules.dir / f"{name}.age"
         try:
-            hdr = header.parse_header(path.read_bytes(), str(path))
+            hdr = header.parse_header(read_regular(path, AGE_FILE_LIMIT), str(path))
         except (OSError, CryptoError):
             unverified.append(name)
             continue
@@ -246,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{display_path(output)}: already exists; not overwritten")
     secrets, armor = _parse(evaluate(source), where)
     try:
-        hints = read_hints(source.read_text(encoding="utf-8"))
+        hints = read_hints(read_regular(source, TEXT_LIMIT).decode())
     except (OSError, UnicodeDecodeError):
         hints = Hints()
     roles = guess_roles(secrets, hints)

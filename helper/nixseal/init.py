@@ -16,6 +16,8 @@ from pathlib import Path
 
 from nixseal import crypto
 from nixseal.errors import CryptoError, UsageError
+from nixseal.keytext import PRIVATE_KEY, PrivateKeyError, looks_private
+from nixseal.readfile import TEXT_LIMIT, read_regular
 from nixseal.rules import (
     KEY_FIX,
     RULES_DIR,
@@ -76,18 +78,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _special(path: Path) -> bool:
+    """Something other than a directory or a regular file: refused by name, not parsed as a key."""
+    try:
+        return not path.is_dir() and path.exists()
+    except OSError:
+        return False
+
+
 def public_key_from(value: str) -> str:
     """A key string, or the first key line of a .pub file."""
     path = Path(value).expanduser()
-    if not value.startswith(("age1", "ssh-")) and path.is_file():
+    if not value.startswith(("age1", "ssh-")) and (path.is_file() or _special(path)):
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular(path, TEXT_LIMIT).decode()
         except OSError as err:
             raise UsageError(f"{value}: cannot read: {err.strerror}") from err
         except UnicodeDecodeError as err:
             raise UsageError(f"{value}: not a public key file (not text)") from err
-        if "PRIVATE KEY-----" in text:
-            raise UsageError(f"{value}: a private key; give the public key (the .pub file)")
+        if looks_private(text):
+            raise UsageError(f"{value}: {PRIVATE_KEY}; give the public key (the .pub file)")
         for line in text.splitlines():
             if line.strip() and not line.lstrip().startswith("#"):
                 return line.strip()
@@ -130,6 +140,8 @@ def _login_name() -> str:
 def _check_key(key: str) -> None:
     try:
         crypto.parse_recipient(key, "--admin-key")
+    except PrivateKeyError:
+        raise
     except CryptoError as err:
         raise CryptoError(f"{err}; {KEY_FIX}") from err
 

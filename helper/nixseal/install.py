@@ -65,8 +65,15 @@ def run(args: argparse.Namespace) -> int:
         manifest_mod.load(args.manifest), os.environ.get("XDG_RUNTIME_DIR")
     )
     activation = Activation(manifest, root, args.dry_run, not args.no_mount, log)
-    if args.signal_pending:
-        return _signal_pending(activation, log)
+    try:
+        if args.signal_pending:
+            return _signal_pending(activation, log)
+        return _install(activation, args, log)
+    finally:
+        activation.close()
+
+
+def _install(activation: Activation, args: argparse.Namespace, log: Any) -> int:
     with activation.locked():
         out = activation.run()
         log = log.bind(generation=out.generation)
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if out.units and args.defer_signals:
             log.info("units pending", restart=units["restart"], reload=units["reload"])
         elif out.units and _hand_over(activation, out.units, log):
-            activation.clear_pending(out)
+            activation.clear_pending(out.generation)
     log.info("install finished", previous=out.previous, **counts, signalled=units)
     return 1 if out.failed else 0
 
@@ -91,8 +98,8 @@ def _hand_over(activation: Activation, units: Units, log: Any) -> bool:
     m, rooted = activation.m, activation.rooted
     return apply(
         units,
-        rooted(m.restart_list_path) if m.restart_list_path else None,
-        rooted(m.reload_list_path) if m.reload_list_path else None,
+        Path(rooted(m.restart_list_path)) if m.restart_list_path else None,
+        Path(rooted(m.reload_list_path)) if m.reload_list_path else None,
         activation.root is None,
         log,
         user=m.user_mode,
@@ -101,21 +108,15 @@ def _hand_over(activation: Activation, units: Units, log: Any) -> bool:
 
 def _signal_pending(activation: Activation, log: Any) -> int:
     """Hand over the units the live generation's record holds as pending."""
-    from nixseal import generation as gen
-    from nixseal.restart import Units
-
     with activation.locked():
-        number = gen.current(activation.symlink, activation.mount_point)
-        record = None if number is None else gen.read_record(activation.mount_point, number)
-        pending = (record or {}).get("pending") or {}
-        units = Units(tuple(pending.get("restart", ())), tuple(pending.get("reload", ())))
-        if number is None or record is None or not units:
+        live = activation.live_pending()
+        if live is None:
             log.info("no units pending")
             return 0
+        number, units = live
         handed_over = _hand_over(activation, units, log)
         if handed_over:
-            record["pending"] = {"restart": [], "reload": []}
-            gen.write_record(activation.mount_point, number, record)
+            activation.clear_pending(number)
     log.info("pending units signalled", generation=number, restart=list(units.restart))
     return 0 if handed_over else 1
 

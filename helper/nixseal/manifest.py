@@ -16,6 +16,7 @@ from typing import Any
 
 from nixseal.errors import ManifestError
 from nixseal.names import SECRET_NAME, UNIT_NAME
+from nixseal.readfile import MANIFEST_LIMIT, read_regular
 
 VERSION = 1
 DEFAULT_MOUNT_POINT = "/run/secrets.d"
@@ -25,6 +26,10 @@ DEFAULT_KEEP_GENERATIONS = 1
 RENDERED_DIR = "rendered"
 RUNTIME_DIR_TOKEN = "%r"  # noqa: S105 (a path token, not a password)
 
+# What Linux file systems hold: a name of 255 bytes, a path or a symlink's
+# target of 4,095 (PATH_MAX less its NUL).
+NAME_MAX = 255
+PATH_MAX = 4095
 _ACCOUNT = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\$?|[0-9]+")
 _MODE = re.compile(r"0?[0-7]{3}")
 # uid_t and gid_t are 32 bits; (uid_t)-1 means "leave unchanged" to chown.
@@ -108,8 +113,7 @@ class Manifest:
 def load(path: str) -> Manifest:
     """Read and parse a manifest file; every problem is a ManifestError."""
     try:
-        with open(path, "rb") as f:  # noqa: PTH123 (pathlib costs start-up time here)
-            data = f.read()
+        data = read_regular(path, MANIFEST_LIMIT)
     except OSError as err:
         raise ManifestError(f"{path}: cannot read manifest: {err.strerror}") from err
     return parse(data, path)
@@ -171,6 +175,30 @@ def expand_runtime_dir(manifest: Manifest, runtime_dir: str | None) -> Manifest:
         secrets=tuple(replace(s, path=sub(s.path)) for s in manifest.secrets),
         templates=tuple(replace(t, path=sub(t.path)) for t in manifest.templates),
     )
+
+
+def is_normal_path(text: str) -> bool:
+    """Absolute, without empty, "." or ".." parts, printable (the record checks this too)."""
+    segments = text.split("/")
+    return (
+        text.startswith("/")
+        and text != "/"
+        and text.isprintable()
+        and not any(s in {"", ".", ".."} for s in segments[1:])
+    )
+
+
+def is_unit(text: str) -> bool:
+    return UNIT_NAME.fullmatch(text) is not None
+
+
+def _too_long(text: str, where: str) -> None:
+    """Refuse what no file system can hold (ENAMETOOLONG after the switch, else)."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    if any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        raise ManifestError(f"{where}: a part of {text[:40]!r}... is longer than {NAME_MAX} bytes")
+    if len(encoded) > PATH_MAX:
+        raise ManifestError(f"{where}: {text[:40]!r}... is longer than {PATH_MAX} bytes")
 
 
 def is_name(name: str) -> bool:
@@ -258,6 +286,7 @@ class _Parser:
             or any(s in {"", ".", ".."} for s in segments[1:])
         ):
             raise ManifestError(f"{where}: {text!r} is not a normalized absolute path")
+        _too_long(text, where)
         return text
 
     def entry_common(self, obj: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -266,6 +295,7 @@ class _Parser:
         name = _string(obj["name"], f"{where}.name")
         if not is_name(name):
             raise ManifestError(f'{where}.name: hostile name "{name}"')
+        _too_long(name, f"{where}.name")
         mode_text = _string(obj.get("mode", "0400"), f"{where}.mode")
         mode = parse_mode(mode_text)
         if mode is None:
@@ -353,6 +383,7 @@ def _check_layout(m: Manifest) -> None:
                 raise ManifestError(f"{where}.path: {e.path!r} is inside mountPoint")
             by_rel[e.rel] = f"{where} ({e.name})"
             by_path[e.path] = f"{where} ({e.name})"
+    _check_links(m, by_path)
     for rel, owner in by_rel.items():
         parts = rel.split("/")
         for i in range(1, len(parts)):
@@ -360,6 +391,40 @@ def _check_layout(m: Manifest) -> None:
             if parent in by_rel:
                 raise ManifestError(
                     f"{owner}: needs {parent!r} to be a directory, but {by_rel[parent]} is a file"
+                )
+
+
+def _check_links(m: Manifest, by_path: dict[str, str]) -> None:
+    """Custom paths get symlinks: nothing may lie inside one, and each link's
+    target (relative, up to symlinkPath) must fit in a symlink."""
+    import posixpath
+
+    links = {e.path for e in m.entries if not _within(e.path, m.symlink_path)}
+    for kind, items in (("secrets", m.secrets), ("templates", m.templates)):
+        for i, e in enumerate(items):
+            where = f"{kind}[{i}].path"
+            parts = e.path.split("/")
+            for n in range(2, len(parts)):
+                outer = "/".join(parts[:n])
+                if outer in links:
+                    raise ManifestError(
+                        f"{where}: {e.path!r} is inside the path of {by_path[outer]}, "
+                        "which is a symlink"
+                    )
+            if e.path in links:
+                target = posixpath.relpath(f"{m.symlink_path}/{e.rel}", posixpath.dirname(e.path))
+                if len(target.encode("utf-8", "surrogatepass")) > PATH_MAX:
+                    raise ManifestError(
+                        f"{where}: {e.path[:40]!r}... is too deep: its symlink's target would "
+                        f"be longer than {PATH_MAX} bytes"
+                    )
+    for key, path in (("symlinkPath", m.symlink_path), ("mountPoint", m.mount_point)):
+        parts = path.split("/")
+        for n in range(2, len(parts) + 1):
+            if "/".join(parts[:n]) in links:
+                raise ManifestError(
+                    f"{key}: {path!r} is inside the path of {by_path['/'.join(parts[:n])]}, "
+                    "which is a symlink"
                 )
 
 

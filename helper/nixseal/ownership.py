@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nixseal.errors import NixsealError
+from nixseal.readfile import TEXT_LIMIT, read_regular
 
 ROOT_UID = 0
 ROOT_GID = 0
@@ -24,8 +25,7 @@ class OwnershipError(NixsealError):
 def _read_db(path: str) -> dict[str, tuple[int, int]] | None:
     """name -> (id, primary gid) from a passwd- or group-format file."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:  # noqa: PTH123
-            lines = f.read().splitlines()
+        lines = read_regular(path, TEXT_LIMIT).decode(errors="replace").splitlines()
     except FileNotFoundError:
         return None
     except OSError as err:

@@ -15,6 +15,7 @@ import sys
 
 from nixseal import crypto, log, op
 from nixseal.errors import NixsealError, OpError, UsageError
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.repo import Context, encrypt_secret
 from nixseal.rules import display_path
 
@@ -46,7 +47,7 @@ class CurrentValues:
             return None
         path = self.ctx.rules.file_for(name)
         try:
-            data = path.read_bytes()
+            data = read_regular(path, AGE_FILE_LIMIT)
         except OSError:
             return None
         try:

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from nixseal import crypto, drift, pool
 from nixseal.errors import DecryptError, NixsealError
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.repo import Context, ciphertext_for, create_command, store_ciphertext
 from nixseal.rules import display_path
 
@@ -75,7 +76,7 @@ def plan(ctx: Context, names: list[str], force: bool) -> Plan:
     for name in names:
         path = rules.file_for(name)
         try:
-            data = path.read_bytes()
+            data = read_regular(path, AGE_FILE_LIMIT)
         except FileNotFoundError:
             out.missing.append(name)
             continue

@@ -17,6 +17,7 @@ from pathlib import Path
 from nixseal import crypto, header, identity
 from nixseal.atomic import write_atomic
 from nixseal.errors import NixsealError
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.rules import Rules, display_path, find_rules, load_rules
 from nixseal.state import State
 
@@ -113,7 +114,7 @@ def create_command(rules: Rules, name: str) -> str:
 def read_secret_file(ctx: Context, name: str) -> bytes:
     path = ctx.rules.file_for(name)
     try:
-        return path.read_bytes()
+        return read_regular(path, AGE_FILE_LIMIT)
     except FileNotFoundError as err:
         fix = create_command(ctx.rules, name)
         hint = f"`{fix}`"

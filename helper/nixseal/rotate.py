@@ -22,6 +22,7 @@ from nixseal import generators, log, op
 from nixseal.atomic import write_atomic
 from nixseal.errors import NixsealError, UsageError
 from nixseal.pull import CurrentValues, is_sign_in_failure, read_source
+from nixseal.readfile import AGE_FILE_LIMIT, read_regular
 from nixseal.repo import Context, encrypt_secret, now
 from nixseal.rules import Rules, SecretRule, display_path
 
@@ -68,7 +69,7 @@ def _rotated(ctx: Context, name: str) -> datetime.datetime | None:
     """When the value was set, if known: a file replaced outside nixseal
     since then has a value of unknown age, which is due (as audit says)."""
     try:
-        data: bytes | None = ctx.rules.file_for(name).read_bytes()
+        data: bytes | None = read_regular(ctx.rules.file_for(name), AGE_FILE_LIMIT)
     except OSError:
         data = None
     return None if ctx.state.replaced(name, data) else ctx.state.rotated_at(name)

@@ -23,6 +23,7 @@ from typing import Any
 
 from nixseal.errors import CryptoError, RulesError
 from nixseal.names import SECRET_NAME
+from nixseal.readfile import TEXT_LIMIT, read_regular
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -277,7 +278,7 @@ def load_rules(path: Path) -> Rules:
     path = path.resolve() if path.exists() else path.absolute()
     where = display_path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, TEXT_LIMIT)
     except OSError as err:
         raise RulesError(f"{where}: cannot read rules: {err.strerror}") from err
     try:

@@ -23,6 +23,7 @@ from typing import Any
 from nixseal import header
 from nixseal.atomic import write_atomic
 from nixseal.errors import CryptoError, RulesError
+from nixseal.readfile import TEXT_LIMIT, read_regular
 from nixseal.rules import Rules, display_path, recipient_id
 
 STATE_VERSION = 1
@@ -63,7 +64,7 @@ class State:
         where = display_path(path)
         fix = "resolve the merge conflict or delete the file and run `nixseal rekey --force`"
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular(path, TEXT_LIMIT).decode()
         except FileNotFoundError:
             return state
         except OSError as err:

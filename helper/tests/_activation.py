@@ -141,17 +141,18 @@ def make_scene(tmp: Path, capsys: pytest.CaptureFixture[str] | None, **top: Any)
 
 
 def tree(path: Path) -> dict[str, tuple[int, int, int, bytes | str]]:
-    """Everything under path: mode, uid, gid and content or link target."""
+    """Everything under path, never following a link: mode, uid, gid and
+    content or link target."""
     found: dict[str, tuple[int, int, int, bytes | str]] = {}
-    if not path.exists():
-        return found
-    for p in sorted(path.rglob("*")):
-        st = p.lstat()
-        if p.is_symlink():
-            body: bytes | str = os.readlink(p)
-        elif p.is_file():
-            body = p.read_bytes()
-        else:
-            body = ""
-        found[str(p.relative_to(path))] = (st.st_mode, st.st_uid, st.st_gid, body)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            p = Path(dirpath, name)
+            st = p.lstat()
+            if p.is_symlink():
+                body: bytes | str = os.readlink(p)
+            elif p.is_file():
+                body = p.read_bytes()
+            else:
+                body = ""
+            found[str(p.relative_to(path))] = (st.st_mode, st.st_uid, st.st_gid, body)
     return found

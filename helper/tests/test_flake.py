@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ SUMMARIES = {
         deps = p.dependencyNames;
         checkInputs = map (d: d.name) p.nativeCheckInputs;
         inherit (p) disabledTestPaths pythonImportsCheck;
+        postFixup = p.postFixup or null;
         wheel = { inherit (p.pyrage.src) url hash; inherit (p.pyrage) format; };
       })) ps""",
     "apps": "as: builtins.mapAttrs (_: builtins.mapAttrs (_: a: { inherit (a) type program; })) as",
@@ -238,6 +241,40 @@ def test_package_build_leaves_out_tests_that_need_the_repository(
         rel = f"tests/{path.name}"
         skipped = "pytestmark = needs_nix" in text and "_twin" not in helpers
         assert rel in disabled or skipped, f"{rel} reads the repository in the build sandbox"
+
+
+@needs_nix
+def test_the_package_starts_python_with_the_signals_blocked(
+    outputs: dict[str, Any], tmp_path: Path
+) -> None:
+    """The package's postFixup, run on a wrapped script as nixpkgs leaves it:
+    its shebang then goes through `env --block-signal`, and the script
+    still runs (a signal sent before nixseal's first statement waits for
+    it: tests/test_signals.py)."""
+    fixup = outputs["packages"]["x86_64-linux"]["nixseal"]["postFixup"]
+    (env_path,) = re.findall(r"#!(/nix/store/\S+/bin/env) ", fixup)
+    assert env_path.endswith("-coreutils-9.5/bin/env"), fixup
+    script = tmp_path / "bin/.nixseal-wrapped"
+    script.parent.mkdir()
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom nixseal.cli import main\nsys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    run = subprocess.run(
+        ["bash", "-euc", fixup.replace(env_path, "/usr/bin/env")],
+        env={**os.environ, "out": str(tmp_path)},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    first = script.read_text().splitlines()[0]
+    assert first == f"#!/usr/bin/env -S --block-signal=INT,TERM {sys.executable}"
+    env = {**os.environ, "PYTHONPATH": str(HELPER_DIR)}
+    version = subprocess.run(
+        [str(script), "--version"], env=env, capture_output=True, text=True, check=False
+    )
+    assert version.returncode == 0 and version.stdout.startswith("nixseal "), version.stderr
 
 
 @needs_nix

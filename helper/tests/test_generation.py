@@ -14,6 +14,7 @@ from _activation import Scene, make_scene
 from conftest import HELPER_DIR, needs_root
 
 from nixseal import generation as gen
+from nixseal import safepath
 from nixseal.errors import NixsealError
 
 NAMES = ("a", "nested/b", "c")
@@ -134,43 +135,56 @@ def test_a_directory_at_symlink_path(scene: Scene) -> None:
 
 
 def test_relative_targets_resolve_physically(tmp_path: Path) -> None:
-    (tmp_path / "real/run").mkdir(parents=True)
-    (tmp_path / "var").mkdir()
-    (tmp_path / "var/run").symlink_to(tmp_path / "real/run")  # like /var/run -> /run
+    """Links made in a directory reached through a symlink (like /var/run ->
+    /run) point from where the directory physically is."""
     (tmp_path / "real/run/secrets.d/3").mkdir(parents=True)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var/run").symlink_to(tmp_path / "real/run")
     (tmp_path / "real/run/secrets.d/3/x").write_text("x")
-    gen.place_symlink(tmp_path / "real/run/secrets", tmp_path / "real/run/secrets.d", "3")
-    link = tmp_path / "var/run/app-x"
-    gen.place_symlink(link, tmp_path / "real/run/secrets", "x")
-    assert os.readlink(link) == "secrets/x"
-    assert link.read_text() == "x"
-    gen.place_symlink(link, tmp_path / "real/run/secrets", "x")  # idempotent
-    gen.remove_symlink(link, tmp_path / "real/run/secrets", "x")
-    assert not link.is_symlink()
+    with safepath.open_root(None) as top:
+        store = gen.Store.open(top, f"{tmp_path}/real/run/secrets.d", "secrets.d", None)
+        gen.switch(top, f"{tmp_path}/real/run/secrets", "secrets", store, 3)
+        with safepath.open_dir(top, f"{tmp_path}/var/run", {0}) as d:
+            assert d.path == f"{tmp_path}/real/run"
+            target = f"{safepath.relative(d.path, d.path + '/secrets')}/x"
+            safepath.place_symlink(d, "app-x", target)
+            safepath.place_symlink(d, "app-x", target)  # idempotent
+            assert os.readlink(tmp_path / "var/run/app-x") == "secrets/x"
+            assert (tmp_path / "var/run/app-x").read_text() == "x"
+            safepath.remove_symlink(d, "app-x", "elsewhere/x")  # not ours: kept
+            assert (tmp_path / "var/run/app-x").is_symlink()
+            safepath.remove_symlink(d, "app-x", target)
+        store.close()
+    assert not (tmp_path / "real/run/app-x").is_symlink()
+    assert os.readlink(tmp_path / "real/run/secrets") == "secrets.d/3"
 
 
-def test_remove_symlink_leaves_foreign_links(tmp_path: Path) -> None:
-    link = tmp_path / "l"
-    link.symlink_to("/somewhere/else")
-    gen.remove_symlink(link, tmp_path / "secrets", "x")
-    assert link.is_symlink()
+def _new_generation(tmp_path: Path) -> tuple[gen.Store, gen.NewGeneration]:
+    top = safepath.open_root(None)
+    store = gen.Store.open(top, str(tmp_path / "secrets.d"), "secrets.d", None)
+    top.close()
+    return store, store.new(1, None)
 
 
-def test_write_file_never_follows_or_overwrites(tmp_path: Path) -> None:
+def test_write_never_follows_or_overwrites(tmp_path: Path) -> None:
+    store, new = _new_generation(tmp_path)
     target = tmp_path / "victim"
     target.write_text("keep")
-    (tmp_path / "f").symlink_to(target)
+    (tmp_path / "secrets.d/1/f").symlink_to(target)
     with pytest.raises(OSError):
-        gen.write_file(tmp_path / "f", b"x", None, None, 0o400)
+        new.write("f", b"x", None, None, 0o400)
     assert target.read_text() == "keep"
-    gen.write_file(tmp_path / "g", b"data", None, None, 0o440)
-    assert (tmp_path / "g").stat().st_mode & 0o777 == 0o440
+    new.write("d/g", b"data", None, None, 0o440)
+    assert (tmp_path / "secrets.d/1/d/g").stat().st_mode & 0o777 == 0o440
+    assert (tmp_path / "secrets.d/1/d").stat().st_mode & 0o777 == gen.DIR_MODE
+    new.close()
+    store.close()
 
 
 def test_lock_errors_name_the_path(tmp_path: Path) -> None:
     (tmp_path / "ro").write_text("a file, not a directory")
-    with pytest.raises(NixsealError, match="cannot create directory"):
-        gen.lock(tmp_path / "ro/sub/secrets.d")
+    with safepath.open_root(None) as top, pytest.raises(NixsealError, match="ro/sub"):
+        gen.lock(top, f"{tmp_path}/ro/sub/secrets.d", f"{tmp_path}/ro/sub/secrets.d")
 
 
 def test_a_link_whose_removal_a_kill_prevented_is_removed_next_time(scene: Scene) -> None:
@@ -223,16 +237,21 @@ def test_the_mount_point_gets_root_keys_0751_even_when_it_exists(scene: Scene) -
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 96, 0o751)
 
 
-def test_write_file_leaves_no_partial_file_behind(
+def test_a_write_that_fails_leaves_no_partial_file_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store, new = _new_generation(tmp_path)
+
     def refuse(fd: int, mode: int) -> None:
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "fchmod", refuse)
     with pytest.raises(PermissionError):
-        gen.write_file(tmp_path / "f", b"value", None, None, 0o400)
-    assert not (tmp_path / "f").exists()
+        new.write("f", b"value", None, None, 0o400)
+    monkeypatch.undo()
+    assert not (tmp_path / "secrets.d/1/f").exists()
+    new.close()
+    store.close()
 
 
 @needs_root
@@ -254,14 +273,16 @@ def test_no_file_or_directory_is_ever_open_to_others_while_built(
 
     def note(call: str, fd: int) -> None:
         path = path_of(fd)
-        if path.startswith(mount_point + "/") and not path.endswith(".json.tmp"):
-            st = os.fstat(fd)
+        st = os.fstat(fd)
+        record = path.endswith((".json.tmp", ".handed"))
+        if path.startswith(mount_point + "/") and stat.S_ISREG(st.st_mode) and not record:
             seen.append((call, path, stat.S_IMODE(st.st_mode), st.st_uid, st.st_size))
 
-    def mkdir(path: Any, mode: int = 0o777, *args: Any, **kw: Any) -> None:
-        if str(path).startswith(mount_point):
-            seen.append(("mkdir", str(path), mode, -1, -1))
-        real["mkdir"](path, mode, *args, **kw)
+    def mkdir(path: Any, mode: int = 0o777, *args: Any, dir_fd: int | None = None) -> None:
+        full = f"{path_of(dir_fd)}/{path}" if dir_fd is not None else str(path)
+        if full.startswith(mount_point):
+            seen.append(("mkdir", full, mode, -1, -1))
+        real["mkdir"](path, mode, *args, dir_fd=dir_fd)
 
     def fchown(fd: int, uid: int, gid: int) -> None:
         note("fchown", fd)
@@ -344,3 +365,123 @@ def test_another_tools_absolute_link_names_the_previous_generation(scene: Scene)
     (summary,) = r.events_named("install finished")
     assert summary["previous"] == 7 and summary.get("unchanged") == 1
     assert scene.generations() == [7, 8] and scene.current() == 8
+
+
+# -- a full file system --------------------------------------------------------
+
+FULL_TMPFS = """
+import json, os, subprocess, sys
+sys.path[:0] = [{tests!r}, {helper!r}]
+from _activation import make_scene
+from pathlib import Path
+tmp = Path({tmp!r})
+scene = make_scene(tmp, None)
+mp = scene.root / "run/secrets.d"
+mp.mkdir(parents=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k,mode=0751", "none", str(mp)], check=True)
+small = {{f"s{{i}}": f"small-{{i}}".encode() for i in range(8)}}
+for name, value in small.items():
+    scene.add(name, value, restartUnits=[f"{{name}}.service"])
+scene.add("big1", b"b1", restartUnits=["big1.service"])
+scene.add("big2", b"b2")
+scene.template("t", "v=@S0@")
+scene.doc["placeholders"] = {{"s0": "@S0@"}}
+def run():
+    p = scene.run_process()
+    return p.returncode, [json.loads(l) for l in p.stderr.splitlines() if l.startswith("{{")]
+code, _ = run()
+assert code == 0
+# values too big for what is left; the small ones change too
+scene.set_value("big1", b"1" * 180_000)
+scene.set_value("big2", b"2" * 180_000)
+for name in small:
+    scene.set_value(name, small[name] + b"-v2")
+code, events = run()
+failed = {{e["name"]: e for e in events if e["event"] == "failed"}}
+assert code == 1, events
+assert set(failed) == {{"big2"}} or set(failed) == {{"big1", "big2"}}, failed
+for e in failed.values():
+    assert e["kept_previous"] is True
+    assert "no space left on /run/secrets.d" in e["reason"] and e["path"] in e["reason"], e
+assert any(e["event"] == "install finished" for e in events)
+assert os.readlink(scene.live()) == "secrets.d/2"  # switched
+for name, value in small.items():
+    assert scene.live(name).read_bytes() == value + b"-v2"
+assert scene.live("big2").read_bytes() == b"b2"  # its previous value
+assert scene.live("rendered/t").read_bytes() == b"v=small-0-v2"
+record = json.loads((mp / "2.json").read_text())
+assert set(record["entries"]) >= {{"secret:big2", "secret:s0", "template:t"}}
+names = [p.name for p in mp.rglob("*")]
+assert not [n for n in names if "tmp" in n], names  # nothing half-written
+for p in (mp / "2").rglob("*"):
+    if p.is_file():
+        assert p.read_bytes() in {{*small.values(), *(v + b"-v2" for v in small.values()),
+                                   b"b1", b"b2", b"1" * 180_000, b"v=small-0-v2"}}, p
+# a file system too full for the record itself: nothing switches, nothing is left
+filler = mp / "filler"
+with filler.open("wb", buffering=0) as f:
+    try:
+        while True:
+            f.write(b"f" * 4096)
+    except OSError:
+        pass
+scene.set_value("s1", b"s1-v3")
+code, events = run()
+assert code == 1
+assert os.readlink(scene.live()) == "secrets.d/2"
+left = sorted(p.name for p in mp.iterdir() if p.name != "filler")
+assert left == [".2.handed", "1", "1.json", "2", "2.json"], (left, events)
+filler.unlink()
+code, _ = run()
+assert code in (0, 1) and os.readlink(scene.live()) == "secrets.d/3"
+assert scene.live("s1").read_bytes() == b"s1-v3"
+print("ok")
+"""
+
+
+@needs_root
+def test_a_full_tmpfs_fails_only_the_entries_that_do_not_fit(tmp_path: Path) -> None:
+    script = FULL_TMPFS.format(
+        tests=str(HELPER_DIR / "tests"), helper=str(HELPER_DIR), tmp=str(tmp_path)
+    )
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_the_room_reserved_for_the_record_holds_it(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every kind of field at once, non-ASCII and escaped paths, removed
+    entries and their links, pending units: the record fits its room."""
+    from nixseal import activation
+
+    sizes: list[tuple[int, int]] = []
+    real_reserve, real_write = gen.Store.reserve_record, gen.Store.write_record
+
+    def reserve(self: gen.Store, number: int, size: int) -> int:
+        sizes.append((size, 0))
+        return real_reserve(self, number, size)
+
+    def write(self: gen.Store, number: int, fd: int, data: bytes) -> None:
+        sizes[-1] = (sizes[-1][0], len(data))
+        real_write(self, number, fd, data)
+
+    monkeypatch.setattr(gen.Store, "reserve_record", reserve)
+    monkeypatch.setattr(gen.Store, "write_record", write)
+    scene.add("a", b"1", restartUnits=["a.service", "b@x.service"], reloadUnits=["r.service"])
+    scene.add("b/c", b"2", path='/etc/ünï/"quoted\\\\"/c.conf')
+    scene.add("d", b"3", path="/run/secrets/deep/\U0001f600/d")
+    scene.template("t", "x", path="/etc/t.conf", reloadUnits=["t.service"])
+    assert scene.install().code == 0
+    for secret in scene.secrets:
+        scene.set_value(secret["name"], b"changed")
+    assert scene.install().code == 0
+    del scene.secrets[1]  # its link is removed, its units signalled
+    assert scene.install().code == 0
+    assert len(sizes) == 3 and all(0 < used <= room for room, used in sizes), sizes
+    assert activation._json_len('"\\') >= len('"\\"\\\\"')

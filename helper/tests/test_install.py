@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -466,7 +468,7 @@ def test_unusable_identities_are_each_named_and_skipped(scene: Scene) -> None:
     reasons = [e["reason"] for e in skipped]
     assert "passphrase-protected" in reasons[0]
     assert "ecdsa" in reasons[1]
-    assert "Is a directory" in reasons[3]
+    assert "not a regular file (a directory)" in reasons[3]
     assert all(e["level"] == "warning" for e in skipped)
 
 
@@ -511,7 +513,7 @@ def test_a_write_that_fails_midway_keeps_the_previous_value(
     assert r.code == 1
     (failed,) = r.events_named("failed")
     assert failed["name"] == "b" and failed["kept_previous"] is True
-    assert "No space left on device" in failed["reason"]
+    assert failed["reason"] == "/run/secrets/b: no space left on /run/secrets.d for its 14 bytes"
     assert scene.live("b").read_bytes() == b"old value of b"  # not b"new"
     assert scene.live("a").read_bytes() == b"a2"
     assert scene.install().code == 0 and scene.live("b").read_bytes() == b"new value of b"
@@ -620,3 +622,75 @@ def test_defer_and_signal_pending_exclude_each_other(scene: Scene) -> None:
     with pytest.raises(SystemExit) as exit_:
         scene.install("--defer-signals", "--signal-pending")
     assert exit_.value.code == 2
+
+
+# -- paths at the file system's limits -----------------------------------------
+
+
+def _remove_deep(base: Path, levels: int) -> None:
+    """Undo _deep_dir (shutil.rmtree, which pytest cleans up with, recurses)."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for depth in range(levels, 0, -1):
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir("/".join(["d"] * depth), dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _deep_dir(base: Path, levels: int) -> str:
+    """base/d/d/.../d, levels deep, made through descriptors (no PATH_MAX)."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(levels):
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(old)
+    os.close(fd)
+    return "/".join(["d"] * levels)
+
+
+def test_a_link_longer_than_paths_may_be_still_installs(scene: Scene) -> None:
+    """A custom path within the manifest's limits, under a --root that makes
+    it longer than PATH_MAX: every step works through directory descriptors."""
+    scene.add("a", b"1")
+    long = "/srv/" + "/".join([f"{i:02d}" + "y" * 200 for i in range(20)]) + "/key"
+    assert len(long) < 4096 < len(str(scene.root)) + len(long)
+    scene.add("x", b"x", path=long)
+    r = scene.install()
+    assert r.code == 0, r.err
+    fd = os.open(scene.root / "srv", os.O_RDONLY | os.O_DIRECTORY)
+    for part in long.split("/")[2:-1]:
+        fd, old = os.open(part, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(old)
+    target = os.readlink("key", dir_fd=fd)
+    os.close(fd)
+    assert target == "../" * 21 + "run/secrets/x"
+
+
+@pytest.fixture
+def deep(scene: Scene) -> Iterator[str]:
+    levels = 1400
+    try:
+        yield _deep_dir(scene.root, levels)
+    finally:
+        _remove_deep(scene.root, levels)
+
+
+def test_a_link_the_file_system_refuses_fails_that_entry_alone(scene: Scene, deep: str) -> None:
+    """/etc/deep leads 1,400 directories down: the link there would need a
+    target longer than 4,095 bytes. That entry fails; every later step of
+    the run happens (later links, the summary, pruning)."""
+    (scene.root / "etc/deep").symlink_to(f"../{deep}")
+    scene.add("a", b"1")
+    scene.add("x", b"x", path="/etc/deep/x")
+    scene.add("z", b"z", path="/etc/z.conf")
+    assert scene.install().code == 1
+    scene.set_value("a", b"2")
+    r = scene.install()
+    assert r.code == 1, r.err
+    (failed,) = r.events_named("failed")
+    assert failed["name"] == "x" and "File name too long" in failed["reason"], failed
+    (summary,) = r.events_named("install finished")
+    assert summary["failed"] == 1 and summary["changed"] == 1
+    assert (scene.root / "etc/z.conf").read_bytes() == b"z"
+    assert scene.generations() == [1, 2]

@@ -435,3 +435,66 @@ def test_any_text_in_a_path_or_content_parses_or_is_one_manifest_error(
     m.secrets[0].file.encode()
     m.templates[0].content.encode()
     m.placeholders["a"].encode()
+
+
+# -- paths the file system cannot hold, or that one link would lead through ---
+
+
+def _secret(name: str, path: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "file": f"/nix/store/x-{name.replace('/', '-')}.age"}
+    if path is not None:
+        entry["path"] = path
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner"),
+    [
+        ("/etc/app/a", "/etc/app/a/b"),  # b's directory would be a's symlink
+        ("/etc/app", "/etc/app/deep/b"),
+        ("/etc/app/a", "/run/secrets/x"),  # control: not nested
+    ],
+)
+def test_a_custom_path_inside_another_entrys_path_is_refused(outer: str, inner: str) -> None:
+    d = doc(secrets=[_secret("a", outer), _secret("b", inner)])
+    if inner.startswith(outer + "/"):
+        message = error_of(d)
+        assert message == (
+            f"m.json: secrets[1].path: {inner!r} is inside the path of secrets[0] (a), "
+            "which is a symlink"
+        )
+        d["secrets"].reverse()  # the same whichever comes first
+        assert "is inside the path of secrets[1] (a)" in error_of(d)
+    else:
+        parse(d)
+    templ = doc(
+        secrets=[_secret("a", outer)], templates=[{"name": "t", "content": "", "path": inner}]
+    )
+    if inner.startswith(outer + "/"):
+        assert "templates[0].path" in error_of(templ)
+
+
+def test_parts_too_long_for_a_file_system_are_refused() -> None:
+    long = "x" * 256
+    assert error_of(doc(secrets=[_secret(f"a/{long}")])) == (
+        f"m.json: secrets[0].name: a part of {('a/' + long)[:40]!r}... is longer than 255 bytes"
+    )
+    message = error_of(doc(secrets=[_secret("a", f"/etc/{long}/a")]))
+    assert (
+        message
+        == f"m.json: secrets[0].path: a part of '/etc/{long[:35]}'... is longer than 255 bytes"
+    )
+    assert "is longer than 255 bytes" in error_of(doc(secrets=[_secret("a", f"/etc/{'é' * 128}")]))
+    parse(doc(secrets=[_secret("a", f"/etc/{'x' * 255}")]))
+
+
+def test_paths_too_long_or_too_deep_for_a_link_are_refused() -> None:
+    too_long = "/etc" + "/" + "/".join(["y" * 200] * 21)  # 4,225 bytes
+    assert error_of(doc(secrets=[_secret("a", too_long)])) == (
+        f"m.json: secrets[0].path: {too_long[:40]!r}... is longer than 4095 bytes"
+    )
+    deep = "/" + "/".join(["d"] * 1400) + "/a"  # short, but its link's target is not
+    message = error_of(doc(secrets=[_secret("a", deep)]))
+    assert message.startswith(f"m.json: secrets[0].path: {deep[:40]!r}... is too deep: ")
+    assert message.endswith("its symlink's target would be longer than 4095 bytes")
+    parse(doc(secrets=[_secret("a", "/" + "/".join(["d"] * 500) + "/a")]))

@@ -122,5 +122,5 @@ def test_unreadable_state_names_the_cause_once(repo: Repo) -> None:
     assert r.code == 1
     assert (
         r.err == "nixseal check: error: secrets/secrets.state.json: cannot read state: "
-        "Is a directory\n"
+        "not a regular file (a directory)\n"
     )
