@@ -108,7 +108,9 @@ class World:
 
 def env() -> dict[str, str]:
     e = dict(os.environ)
-    e["NIX_CONFIG"] = "experimental-features = nix-command flakes\nsubstituters =\n"
+    e["NIX_CONFIG"] = (
+        "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
+    )
     return e
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tomllib
-from conftest import HELPER_DIR, NIXPKGS_LIB, REPO_ROOT
+from conftest import HELPER_DIR, NIX_CONFIG, NIXPKGS_LIB, REPO_ROOT
 
 STANDINS = HELPER_DIR / "tests/doc_standins"
 FAKE_OP_DIR = HELPER_DIR / "tests/fake_op"
@@ -340,7 +340,7 @@ class Workspace:
             # file: unbuffered, a transcript keeps the order of stdout and
             # stderr lines that a reader sees.
             PYTHONUNBUFFERED="1",
-            NIX_CONFIG="experimental-features = nix-command flakes\nsubstituters =\n",
+            NIX_CONFIG=NIX_CONFIG,
             NIXPKGS_LIB=str(NIXPKGS_LIB),
             DOC_STATE=str(self.state),
             DOC_HOSTS=str(self.root / "hosts"),

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import NIXPKGS_LIB, REPO_ROOT
+from conftest import NIX_CONFIG, NIXPKGS_LIB, REPO_ROOT
 
 HARNESS = REPO_ROOT / "checks" / "eval" / "lib.nix"
 
@@ -50,7 +50,7 @@ def nix_string(text: str | Path) -> str:
 
 def nix_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["NIX_CONFIG"] = "experimental-features = nix-command flakes\nsubstituters =\n"
+    env["NIX_CONFIG"] = NIX_CONFIG
     env["NIXPKGS_LIB"] = str(NIXPKGS_LIB)
     return env
 

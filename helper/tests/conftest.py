@@ -18,6 +18,11 @@ HELPER_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = HELPER_DIR.parent
 NIXPKGS_LIB = Path(os.environ.get("NIXPKGS_LIB", "/opt/nixpkgs-lib"))
 
+# Tests evaluate the same flake from several processes at once; Nix's
+# per-flake SQLite eval cache then reports "busy" and the lookup of an
+# output fails as if it were missing, so the cache stays off.
+NIX_CONFIG = "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
+
 
 def _can_unshare() -> bool:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -84,6 +89,6 @@ def ssh_key(tmp_path: Path) -> SshKey:
 def nix_env(tmp_path: Path) -> dict[str, str]:
     """Environment for running Nix 2.x offline from tests."""
     env = dict(os.environ)
-    env["NIX_CONFIG"] = "experimental-features = nix-command flakes\nsubstituters =\n"
+    env["NIX_CONFIG"] = NIX_CONFIG
     env["NIXPKGS_LIB"] = str(NIXPKGS_LIB)
     return env

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HELPER_DIR, NIXPKGS_LIB, REPO_ROOT, needs_nix
+from conftest import HELPER_DIR, NIX_CONFIG, NIXPKGS_LIB, REPO_ROOT, needs_nix
 
 SYSTEMS = ("x86_64-linux", "aarch64-linux")
 STUB = HELPER_DIR / "tests/stub-nixpkgs"
@@ -78,7 +78,7 @@ SUMMARIES = {
 
 def _nix_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["NIX_CONFIG"] = "experimental-features = nix-command flakes\nsubstituters =\n"
+    env["NIX_CONFIG"] = NIX_CONFIG
     return env
 
 
