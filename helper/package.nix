@@ -72,7 +72,8 @@ python3Packages.buildPythonApplication {
   pythonImportsCheck = [
     "nixseal"
     "nixseal.cli"
-    "nixseal.install"
+    "nixseal.cli.install"
+    "nixseal.engine.activation"
   ];
 
   passthru = { inherit pyrage; };

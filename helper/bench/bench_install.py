@@ -43,7 +43,7 @@ from pathlib import Path
 HELPER = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HELPER))
 
-from nixseal import crypto  # noqa: E402
+from nixseal.age import crypto  # noqa: E402
 
 
 def make_secrets(work: Path, count: int) -> tuple[Path, Path]:

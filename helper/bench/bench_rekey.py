@@ -33,7 +33,7 @@ from pathlib import Path
 HELPER = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HELPER))
 
-from nixseal import crypto  # noqa: E402
+from nixseal.age import crypto  # noqa: E402
 
 
 def ssh_key(directory: Path, name: str) -> tuple[Path, str]:
@@ -87,9 +87,9 @@ class World:
         return "{\n" + "\n".join(entries) + "\n}\n"
 
     def populate(self) -> None:
-        from nixseal.repo import Context, encrypt_secret
-        from nixseal.rules import load_rules
-        from nixseal.state import State
+        from nixseal.repo.context import Context, encrypt_secret
+        from nixseal.repo.rules import load_rules
+        from nixseal.repo.state import State
 
         (self.secrets / "secrets.toml").write_text(self.rules_text(self.host_keys))
         rules = load_rules(self.secrets / "secrets.toml")

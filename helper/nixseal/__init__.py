@@ -5,7 +5,7 @@
 # traceback from the middle of an import. `_signal` is built into the
 # interpreter, so this costs nothing at boot. The package's launcher starts
 # Python with both signals blocked, so one sent during the interpreter's own
-# start-up waits, and is delivered here by the unblock. nixseal.signals
+# start-up waits, and is delivered here by the unblock. nixseal.util.signals
 # takes over while a verb runs. Only when nixseal is the program: a process
 # that merely imports it (a test runner) keeps its own handlers.
 import _signal  # type: ignore[import-not-found]
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _WORDS = {_signal.SIGINT: b"interrupted", _signal.SIGTERM: b"terminated"}
 prefix = b"nixseal"  # the CLI adds its verb
 said = [False]  # a line was printed: a further signal exits silently
-held = [""]  # stderr text not yet written: a line without its newline (nixseal.signals)
+held = [""]  # stderr text not yet written: a line without its newline (nixseal.util.signals)
 
 
 def leave(signum: int, frame: object) -> None:

@@ -7,6 +7,8 @@ wrong, where, and the fix when there is one. It never carries plaintext.
 
 from __future__ import annotations
 
+import signal
+
 
 class NixsealError(Exception):
     """Base class: str(err) is what the user sees; exit_code is the status."""
@@ -49,3 +51,35 @@ class DecryptError(CryptoError):
 
 class OpError(NixsealError):
     """The 1Password CLI failed; the message carries op's own words."""
+
+
+class GenerationError(NixsealError):
+    """The generation store cannot be used (mount, lock, switch)."""
+
+
+class OwnershipError(NixsealError):
+    """An owner or group that does not exist; fails one secret, not the run."""
+
+
+class LinkError(NixsealError):
+    """A custom path's link cannot be placed."""
+
+
+class PrivateKeyError(CryptoError):
+    """A private key was given where a public key belongs."""
+
+
+class UnsafePath(NixsealError):
+    """A path through a directory or symlink someone else could change."""
+
+
+class Blocked(NixsealError):
+    """Something other than our symlink is where one must go."""
+
+
+class Interrupted(NixsealError):
+    """A signal ended an admin verb before it saved anything."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; nothing saved")
+        self.exit_code = 128 + signum

@@ -15,10 +15,19 @@ from typing import Any
 import pytest
 from conftest import HELPER_DIR, SshKey, make_ssh_key
 
-from nixseal import cli, crypto
+from nixseal import cli
+from nixseal.age import crypto
 
 PASSWD = "root:x:0:0::/root:/bin/sh\nalice:x:1234:1234::/home/alice:/bin/sh\nbob:x:1300:100::/b:/bin/sh\n"
 GROUP = "root:x:0:\nusers:x:100:\nkeys:x:96:\nalice:x:1234:\nweb:x:2000:alice\n"
+
+
+# `nixseal` with the filesystem failpoint set: SIGKILL before change k.
+KILL_AT_STEP = (
+    "import os, signal, sys; from nixseal import cli; from nixseal.util import safepath;"
+    " safepath.failpoint = lambda n: os.kill(os.getpid(), signal.SIGKILL) if n == {k} else None;"
+    " sys.exit(cli.main(sys.argv[1:]))"
+)
 
 
 @dataclass
@@ -88,10 +97,17 @@ class Scene:
         return Result(code, out, err)
 
     def run_process(
-        self, *args: str, env: dict[str, str] | None = None, unshare: bool = False
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        unshare: bool = False,
+        failpoint: int | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """nixseal install as its own process (for kills, locks, mounts)."""
+        """nixseal install as its own process (for kills, locks, mounts);
+        with failpoint=k it kills itself just before its k-th filesystem change."""
         argv = [sys.executable, "-m", "nixseal", "--log-format", "json", "install"]
+        if failpoint is not None:
+            argv[1:3] = ["-c", KILL_AT_STEP.format(k=failpoint)]
         argv += ["--manifest", str(self.write()), "--root", str(self.root), *args]
         if unshare:
             argv = ["unshare", "--mount", *argv]

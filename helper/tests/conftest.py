@@ -57,7 +57,7 @@ class SshKey:
 
 
 def make_age_key(directory: Path, name: str = "age-key.txt") -> AgeKey:
-    from nixseal import crypto
+    from nixseal.age import crypto
 
     secret, public = crypto.generate_age_identity()
     path = directory / name

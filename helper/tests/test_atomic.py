@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nixseal.atomic import write_atomic
 from nixseal.errors import NixsealError
+from nixseal.util.atomic import write_atomic
 
 
 def test_replaces_the_file_with_the_mode_and_no_temp_left(tmp_path: Path) -> None:

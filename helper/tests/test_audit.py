@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from _admin import Repo, make_repo
 
-from nixseal import crypto
+from nixseal.age import crypto
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",

@@ -108,7 +108,7 @@ def test_check_needs_no_identity(repo: Repo, monkeypatch: pytest.MonkeyPatch) ->
 
 def _encrypt_outside(repo: Repo, name: str, keys: list[str]) -> None:
     """What another tool (or agenix) writes: no record in the state file."""
-    from nixseal import crypto
+    from nixseal.age import crypto
 
     recipients = [crypto.parse_recipient(k, "test") for k in keys]
     repo.age_file(name).write_bytes(crypto.encrypt(b"by hand", recipients))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import AgeKey, SshKey, make_age_key, make_ssh_key, needs_age
 
-from nixseal import crypto
+from nixseal.age import crypto
 from nixseal.errors import CryptoError, DecryptError
 
 

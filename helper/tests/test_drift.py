@@ -8,9 +8,10 @@ import pytest
 from _admin import Repo, make_repo
 from conftest import make_age_key
 
-from nixseal import crypto, drift
-from nixseal.rules import load_rules
-from nixseal.state import State
+from nixseal.age import crypto
+from nixseal.repo import drift
+from nixseal.repo.rules import load_rules
+from nixseal.repo.state import State
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from _admin import Repo, age_decrypt, make_repo
 from conftest import needs_age
 
-from nixseal.header import parse_header
+from nixseal.age.header import parse_header
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from conftest import HELPER_DIR, NIXPKGS_LIB, REPO_ROOT, needs_nix
 
-from nixseal import crypto
+from nixseal.age import crypto
 from nixseal.errors import DecryptError
-from nixseal.rules import load_rules
+from nixseal.repo.rules import load_rules
 
 SECRETS = REPO_ROOT / "secrets"
 KEYS = SECRETS / "test-keys"  # TEST-ONLY KEYS, committed on purpose

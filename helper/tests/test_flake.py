@@ -137,7 +137,7 @@ def test_public_outputs(outputs: dict[str, Any]) -> None:
         assert pkg["deps"][0].startswith("pyrage-") and "structlog" in pkg["deps"]
         assert "tomli" not in pkg["deps"], "tomli only below Python 3.11 (pyproject.toml)"
         assert {"age", "openssh", "git"} <= {n.split("-")[0] for n in pkg["checkInputs"]}
-        assert "nixseal.install" in pkg["pythonImportsCheck"]
+        assert "nixseal.cli.install" in pkg["pythonImportsCheck"]
         wheel = pkg["wheel"]
         arch = system.split("-")[0]
         assert wheel["format"] == "wheel"

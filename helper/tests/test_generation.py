@@ -13,9 +13,9 @@ import pytest
 from _activation import Scene, make_scene
 from conftest import HELPER_DIR, needs_root
 
-from nixseal import generation as gen
-from nixseal import safepath
+from nixseal.engine import generation as gen
 from nixseal.errors import NixsealError
+from nixseal.util import safepath
 
 NAMES = ("a", "nested/b", "c")
 
@@ -45,7 +45,7 @@ def test_a_run_killed_at_any_step_leaves_a_complete_generation(scene: Scene) -> 
         for name in NAMES[1:]:
             scene.set_value(name, f"{name}-v{version}".encode())
         scene.set_value("a", str(version).encode())
-        proc = scene.run_process("--no-mount", env={"NIXSEAL_FAILPOINT": str(k)})
+        proc = scene.run_process("--no-mount", failpoint=k)
         if proc.returncode == 0:
             break  # k is past the last step: every step has been tried
         assert proc.returncode == -9, proc.stderr
@@ -196,7 +196,7 @@ def test_a_link_whose_removal_a_kill_prevented_is_removed_next_time(scene: Scene
     scene.write()
     between = 0  # runs killed after the switch, before the link was removed
     for k in range(1, 60):
-        proc = scene.run_process("--no-mount", env={"NIXSEAL_FAILPOINT": str(k)})
+        proc = scene.run_process("--no-mount", failpoint=k)
         if proc.returncode == 0:
             break
         assert proc.returncode == -9, proc.stderr
@@ -458,7 +458,7 @@ def test_the_room_reserved_for_the_record_holds_it(
 ) -> None:
     """Every kind of field at once, non-ASCII and escaped paths, removed
     entries and their links, pending units: the record fits its room."""
-    from nixseal import activation
+    from nixseal.engine import activation
 
     sizes: list[tuple[int, int]] = []
     real_reserve, real_write = gen.Store.reserve_record, gen.Store.write_record

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nixseal import crypto, generators
+from nixseal.age import crypto, generators
 from nixseal.errors import NixsealError
-from nixseal.rules import Generator
+from nixseal.models import Generator
 
 
 def test_password_default_length_and_alphabet() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import AgeKey, SshKey, make_ssh_key, needs_age
 
-from nixseal import crypto
+from nixseal.age import crypto
+from nixseal.age.header import parse_header, ssh_key_tag
 from nixseal.errors import CryptoError
-from nixseal.header import parse_header, ssh_key_tag
 
 
 def test_header_names_ssh_recipients_by_tag(tmp_path: Path, age_key: AgeKey) -> None:

@@ -20,8 +20,8 @@ from _nixeval import BASE_HOME as BASE_HOME_EXPR
 from _nixeval import NixEvalError, evaluate, home, nix_string
 from conftest import make_age_key, needs_nix
 
-from nixseal import crypto
-from nixseal import manifest as manifest_mod
+from nixseal.age import crypto
+from nixseal.engine import manifest as manifest_mod
 
 pytestmark = needs_nix
 

@@ -8,8 +8,8 @@ import pytest
 from _admin import Repo, make_repo
 from conftest import make_ssh_key
 
-from nixseal.header import parse_header, ssh_key_tag
-from nixseal.rules import load_rules
+from nixseal.age.header import parse_header, ssh_key_tag
+from nixseal.repo.rules import load_rules
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from _admin import Repo, make_repo, run_cli
 from conftest import AgeKey, make_age_key
 
-from nixseal import crypto, identity
+from nixseal.age import crypto, identity
 from nixseal.errors import CryptoError, DecryptError, OpError
 
 
@@ -143,12 +143,14 @@ def test_op_reference_is_read_through_op_read_identity(
             raise OpError(f'"missing" isn\'t a field in the item ({ref})')
         return repo.admin.path.read_bytes()
 
-    fake = types.ModuleType("nixseal.op")
+    fake = types.ModuleType("nixseal.util.op")
     fake.read_identity = read  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "nixseal.op", fake)
-    import nixseal
+    monkeypatch.setitem(sys.modules, "nixseal.util.op", fake)
+    import nixseal.util
 
-    monkeypatch.setattr(nixseal, "op", fake, raising=False)
+    # `from nixseal.util import op` takes the package's attribute once an
+    # earlier test imported the real module: replace both.
+    monkeypatch.setattr(nixseal.util, "op", fake, raising=False)
     r = run_cli("-i", "op://Infra/nixseal admin/key", "decrypt", "s3", cwd=repo.root)
     assert (r.code, r.out) == (0, b"value 3")
     assert reads == ["op://Infra/nixseal admin/key"]

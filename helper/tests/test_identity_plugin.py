@@ -14,7 +14,7 @@ import pytest
 from _admin import Repo, make_repo, run_cli
 from _fakeplugin import PluginKey, install_plugin, make_plugin_key
 
-from nixseal import header, identity
+from nixseal.age import header, identity
 
 PIN = "123456"
 

@@ -6,8 +6,8 @@ import pytest
 from _admin import Repo, make_repo, run_cli
 from conftest import make_age_key, make_ssh_key, needs_nix
 
-from nixseal import crypto
-from nixseal.rules import load_rules
+from nixseal.age import crypto
+from nixseal.repo.rules import load_rules
 
 pytestmark = needs_nix
 

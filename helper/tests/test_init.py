@@ -7,8 +7,8 @@ import pytest
 from _admin import run_cli
 from conftest import make_ssh_key
 
-from nixseal import crypto
-from nixseal.rules import load_rules
+from nixseal.age import crypto
+from nixseal.repo.rules import load_rules
 
 
 def test_init_with_generated_admin_key(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from _activation import Scene, make_scene, tree
 from conftest import HELPER_DIR, make_age_key, make_ssh_key, needs_age, needs_root
 
-from nixseal import crypto
+from nixseal.age import crypto
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from _admin import Repo, make_repo, run_cli
 from conftest import make_ssh_key
 
-from nixseal import crypto
+from nixseal.age import crypto
 
 AGE_SECRET, _ = crypto.generate_age_identity()
 PLUGIN = "AGE-PLUGIN-YUBIKEY-1QQSXYZ9W0E5RPL7FGN4K3M2HU8D6TJCVAS"
@@ -51,7 +51,7 @@ def assert_not_echoed(private: str, output: str) -> None:
 
 @pytest.mark.parametrize("text", PRIVATE_TEXTS.values(), ids=PRIVATE_TEXTS.keys())
 def test_private_key_text_is_recognised(text: str) -> None:
-    from nixseal import keytext
+    from nixseal.util import keytext
 
     assert keytext.looks_private(text)
     assert keytext.looks_private(f"  {text}  \n")
@@ -68,7 +68,7 @@ def test_private_key_text_is_recognised(text: str) -> None:
     ],
 )
 def test_public_and_other_text_is_quoted_as_before(text: str) -> None:
-    from nixseal import keytext
+    from nixseal.util import keytext
 
     assert not keytext.looks_private(text)
     assert keytext.shown(text) == repr(text[:40])

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nixseal import manifest
+from nixseal.engine import manifest
+from nixseal.engine.manifest import Secret, Template
 from nixseal.errors import ManifestError
-from nixseal.manifest import Secret, Template
 
 
 def doc(**top: Any) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from conftest import REPO_ROOT, needs_nix
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nixseal import manifest, rules
+from nixseal.engine import manifest
 from nixseal.errors import RulesError
-from nixseal.names import SECRET_NAME, UNIT_NAME
+from nixseal.repo import rules
+from nixseal.util.names import SECRET_NAME, UNIT_NAME
 
 pytestmark = needs_nix
 

@@ -243,7 +243,7 @@ def test_home_scenario_under_systemd_user(
 
 
 def encrypted_for(host: str, value: bytes, path: Path) -> Path:
-    from nixseal import crypto
+    from nixseal.age import crypto
 
     public = (TEST_KEYS / f"{host}_ssh_host_ed25519_key.pub").read_text().strip()
     path.write_bytes(crypto.encrypt(value, [crypto.parse_recipient(public, "test")]))

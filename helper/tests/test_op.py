@@ -12,8 +12,9 @@ from _fakeop import FakeOp, files_containing, install
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nixseal import generators, op
+from nixseal.age import generators
 from nixseal.errors import OpError
+from nixseal.util import op
 
 
 @pytest.fixture

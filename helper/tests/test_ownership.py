@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nixseal.ownership import Accounts, OwnershipError
+from nixseal.engine.ownership import Accounts, OwnershipError
 
 
 @pytest.fixture

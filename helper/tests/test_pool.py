@@ -1,4 +1,4 @@
-"""Forked decryption workers (nixseal.pool), alone and inside `nixseal install`."""
+"""Forked decryption workers (nixseal.util.pool), alone and inside `nixseal install`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from _activation import Scene, make_scene, tree
 from conftest import HELPER_DIR, make_ssh_key
 
-from nixseal import activation, crypto, pool
+from nixseal.age import crypto
+from nixseal.engine import activation
 from nixseal.errors import NixsealError
+from nixseal.util import pool
 
 
 def _children() -> set[int]:
@@ -214,8 +216,9 @@ def test_a_bad_file_among_many_fails_alone_with_the_serial_message(
 
 # `nixseal install` as its own process, with workers from 10 files on any machine.
 _INSTALL_WITH_WORKERS = (
-    "import sys; from nixseal import activation, cli, pool;"
-    " activation.FILES_PER_WORKER = 10; pool.cpus = lambda: 4;"
+    "import os, signal, sys; from nixseal import cli; from nixseal.engine import activation;"
+    " from nixseal.util import pool; activation.FILES_PER_WORKER = 10; pool.cpus = lambda: 4;"
+    " pool.failpoint = lambda n: os.kill(os.getpid(), signal.SIGKILL) if n == 25 else None;"
     " sys.exit(cli.main(sys.argv[1:]))"
 )
 
@@ -224,7 +227,7 @@ def test_a_worker_killed_mid_run_and_everything_still_installs(scene: Scene) -> 
     values = _many(scene, 60)
     argv = [sys.executable, "-c", _INSTALL_WITH_WORKERS, "--log-format", "json", "install"]
     argv += ["--manifest", str(scene.write()), "--root", str(scene.root), "--no-mount"]
-    env = {**os.environ, "PYTHONPATH": str(HELPER_DIR), "NIXSEAL_POOL_FAILPOINT": "25"}
+    env = {**os.environ, "PYTHONPATH": str(HELPER_DIR)}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert {name: scene.live(name).read_bytes() for name in values} == values

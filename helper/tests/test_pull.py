@@ -12,7 +12,7 @@ from _admin import Repo, age_decrypt, make_repo, run_cli
 from _fakeop import FakeOp, files_containing, install, private_tmpdir, write_rules
 from conftest import needs_age
 
-from nixseal.state import state_path
+from nixseal.repo.state import state_path
 
 
 @pytest.fixture

@@ -189,7 +189,7 @@ def test_host_add_and_init_refuse_a_special_key_file(tmp_path: Path, kind: str) 
 
 
 def test_the_reader_names_each_kind(tmp_path: Path) -> None:
-    from nixseal import readfile
+    from nixseal.util import readfile
 
     kinds = {"fifo": "a FIFO", "dev-zero": "a character device", "socket": "a socket"}
     kinds |= {"directory": "a directory"}

@@ -161,9 +161,11 @@ def test_every_mutation_of_a_record_is_untrusted_or_harmless(scene: Scene) -> No
         for _ in range(rng.randrange(3)):
             bad = _mutate(bad, rng) if isinstance(bad, dict) else bad
         path.write_text(json.dumps(bad))
-        from nixseal import record as record_mod
+        from nixseal.engine import record as record_mod
 
-        accepted += record_mod.parse(json.dumps(bad).encode(), "/run/secrets") is not None
+        accepted += (
+            record_mod.Record.from_json(json.dumps(bad).encode(), "/run/secrets") is not None
+        )
         r = scene.install()
         assert r.code == 0, (bad, r.err)
         assert "Traceback" not in r.err and "internal error" not in r.err
@@ -181,7 +183,7 @@ def test_every_mutation_of_a_record_is_untrusted_or_harmless(scene: Scene) -> No
 
 
 def test_parse_takes_only_what_this_version_writes() -> None:
-    from nixseal import record as record_mod
+    from nixseal.engine import record as record_mod
 
     good = {
         "version": record_mod.VERSION,
@@ -209,7 +211,7 @@ def test_parse_takes_only_what_this_version_writes() -> None:
         "pending": {"restart": [], "reload": ["x.service"]},
         "unlink": [["/etc/old.conf", "old"]],
     }
-    rec = record_mod.parse(json.dumps(good).encode(), "/run/secrets")
+    rec = record_mod.Record.from_json(json.dumps(good).encode(), "/run/secrets")
     assert rec is not None
     assert rec.entries["secret:a"].mac == bytes.fromhex("cd" * 32)
     assert rec.pending_reload == ("x.service",) and rec.unlink == (("/etc/old.conf", "old"),)
@@ -229,13 +231,13 @@ def test_parse_takes_only_what_this_version_writes() -> None:
     for change in bad_entries:
         doc = json.loads(json.dumps(good))
         doc["entries"]["secret:a"].update(change)
-        assert record_mod.parse(json.dumps(doc).encode(), "/run/secrets") is None, change
+        assert record_mod.Record.from_json(json.dumps(doc).encode(), "/run/secrets") is None, change
     for key, value in [("version", 1), ("key", "00"), ("unlink", [["/run/secrets/x", "x"]])]:
         doc = json.loads(json.dumps(good))
         doc[key] = value
-        assert record_mod.parse(json.dumps(doc).encode(), "/run/secrets") is None, key
-    assert record_mod.parse(b"\xff", "/run/secrets") is None
-    assert record_mod.parse(b"[]", "/run/secrets") is None
+        assert record_mod.Record.from_json(json.dumps(doc).encode(), "/run/secrets") is None, key
+    assert record_mod.Record.from_json(b"\xff", "/run/secrets") is None
+    assert record_mod.Record.from_json(b"[]", "/run/secrets") is None
 
 
 @needs_root

@@ -6,8 +6,8 @@ import pytest
 from _admin import Repo, age_decrypt, make_repo, run_cli
 from conftest import make_age_key, needs_age
 
-from nixseal import crypto
-from nixseal.header import parse_header, ssh_key_tag
+from nixseal.age import crypto
+from nixseal.age.header import parse_header, ssh_key_tag
 
 
 @pytest.fixture
@@ -168,7 +168,8 @@ def test_age_cli_reads_rekeyed_files_with_the_new_host_key(repo: Repo) -> None:
 def test_many_files_are_rekeyed_by_workers_with_failures_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nixseal import pool, rekey
+    from nixseal.repo import rekey
+    from nixseal.util import pool
 
     monkeypatch.setattr(rekey, "FILES_PER_WORKER", 4)  # workers from a few files on
     monkeypatch.setattr(pool, "cpus", lambda: 3)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nixseal.render import referenced, render
+from nixseal.engine.render import referenced, render
 
 PH = {"a": "<A>", "ab": "<A>B", "b": "@B@"}
 

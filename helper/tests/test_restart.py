@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from nixseal import restart
-from nixseal.restart import Units, collect
+from nixseal.engine import restart
+from nixseal.engine.restart import Units, collect
 
 
 class Log:

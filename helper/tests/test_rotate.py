@@ -13,8 +13,8 @@ from _admin import Repo, make_repo, run_cli
 from _fakeop import FakeOp, files_containing, install, private_tmpdir, write_rules
 from conftest import make_age_key
 
-from nixseal import crypto, generators
-from nixseal.state import state_path
+from nixseal.age import crypto, generators
+from nixseal.repo.state import state_path
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nixseal.errors import RulesError
-from nixseal.rules import (
-    Generator,
+from nixseal.models import Generator
+from nixseal.repo.rules import (
     check_secret_name,
     display_path,
     find_rules,

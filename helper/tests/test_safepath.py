@@ -17,6 +17,8 @@ from _activation import Scene, make_scene, tree
 from _attacker import ALICE, as_user, attacker
 from conftest import needs_root
 
+from nixseal.errors import UnsafePath
+
 pytestmark = needs_root
 
 ROUNDS_TIME = 3.0  # seconds of installs per race
@@ -222,7 +224,7 @@ def test_a_mount_point_that_is_a_symlink_is_refused(scene: Scene) -> None:
 
 def test_open_dir_refuses_an_unsafe_transition(tmp_path: Path) -> None:
     """Into alice's directory and back out through her symlink to root's: refused."""
-    from nixseal import safepath
+    from nixseal.util import safepath
 
     home = tmp_path / "home"
     home.mkdir()
@@ -231,9 +233,9 @@ def test_open_dir_refuses_an_unsafe_transition(tmp_path: Path) -> None:
     os.symlink(str(tmp_path / "rootdir"), home / "link")
     os.lchown(home / "link", ALICE, ALICE)
     with safepath.open_root(None) as top:
-        with pytest.raises(safepath.UnsafePath, match="owned by uid 1234"):
+        with pytest.raises(UnsafePath, match="owned by uid 1234"):
             safepath.open_dir(top, str(home / "link"), {0})
-        with pytest.raises(safepath.UnsafePath, match="leads from uid 1234's directory"):
+        with pytest.raises(UnsafePath, match="leads from uid 1234's directory"):
             safepath.open_dir(top, str(home / "link"), {ALICE})
         with safepath.open_dir(top, str(home), {ALICE}) as d:
             assert d.path == str(home)

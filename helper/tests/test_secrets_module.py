@@ -22,9 +22,9 @@ from _nixeval import BASE_HOST as BASE_HOST_EXPR
 from _nixeval import NixEvalError, evaluate, failed, host, host_many, nix_env, nix_string
 from conftest import REPO_ROOT, SshKey, make_ssh_key, needs_nix, needs_root
 
-from nixseal import crypto
-from nixseal import manifest as manifest_mod
-from nixseal.manifest import TOP_KEYS
+from nixseal.age import crypto
+from nixseal.engine import manifest as manifest_mod
+from nixseal.engine.manifest import TOP_KEYS
 
 pytestmark = needs_nix
 

@@ -161,7 +161,7 @@ def test_a_signal_in_the_middle_of_any_import_is_one_line(scene: Scene) -> None:
         )
 
     tops = sorted({outermost(m) for m in modules} | {m for m in modules if "nixseal" in m})
-    assert {"nixseal.cli", "nixseal.activation", "structlog", "pyrage"} <= set(tops)
+    assert {"nixseal.cli", "nixseal.engine.activation", "structlog", "pyrage"} <= set(tops)
     for n, module in enumerate(tops):
         sig = (signal.SIGINT, signal.SIGTERM)[n % 2]
         scene.set_value("s0", f"{n}-0".encode())
@@ -229,7 +229,7 @@ HALF_LINE = """
 import os, sys
 SIG, WHEN = int(sys.argv.pop(1)), sys.argv.pop(1)
 sys.argv[0] = "nixseal"
-from nixseal import signals
+from nixseal.util import signals
 from nixseal.cli import main
 write = signals._WholeLines.write
 def half(self, text):

@@ -9,8 +9,8 @@ import pytest
 from _admin import Repo, make_repo
 
 from nixseal.errors import RulesError
-from nixseal.rules import load_rules, recipient_id
-from nixseal.state import State
+from nixseal.repo.rules import load_rules, recipient_id
+from nixseal.repo.state import State
 
 
 @pytest.fixture

@@ -3,13 +3,17 @@
 The messages are read from the code, not from a list kept by hand, so a new
 message fails this test until the page explains it:
 
-- Python (nixseal/*.py): the string arguments of every ``raise X(...)``, of
-  every exception built for later (``...Error(...)``, ``...Failure(...)``),
-  of log events (``.warning(...)``, ``.error(...)``), of ``print(...)`` to
-  stderr or saying error/warning/note, and of ``.append(...)`` to the lists
-  verbs collect their failures in; the strings kept in variables that are
-  parts of messages (``hint``, ``fix``, ...); and every string of the few
-  functions that build message text (MESSAGE_FUNCTIONS).
+- Python (nixseal/**/*.py): the strings of every message site: ``raise
+  X(...)``, an exception built for later (``...Error(...)``,
+  ``...Failure(...)``), a log event (``.warning(...)``, ``.error(...)``), a
+  ``print(...)`` to stderr, saying error/warning/note, or shaped as a
+  finding (``f"{where}: ..."``). From each site the text is followed to where
+  it comes from, by the code's structure rather than by names kept here: a
+  variable to what is assigned, appended or looped over into it (in its
+  function, else its module, else a module-level constant of the package),
+  an attribute (``outcome.failed``) to what any module puts in it, and a
+  call to what that function returns. Renaming a function or a variable
+  therefore changes nothing here.
 - Nix (modules/**/*.nix): every string after ``throw`` or ``message =``, and
   every other string that reads as a message (it starts with ``nixseal.`` /
   ``nixseal:`` or holds ``": "``), except option documentation.
@@ -37,21 +41,9 @@ PAGE = REPO_ROOT / "docs/troubleshooting.md"
 PACKAGE = HELPER_DIR / "nixseal"
 MODULES = REPO_ROOT / "modules"
 
-# Functions whose every string is message text (fragments they return or add).
-MESSAGE_FUNCTIONS = {
-    "check.py": {"findings", "fix_for"},  # the lines of `nixseal check`
-    "drift.py": {"_compare"},  # details in those lines
-    "crypto.py": {"_explain"},  # why a decryption failed
-    "op.py": {"explain"},  # the fix added to op's own words
-    "manifest.py": {"_kind"},  # "expected a list, got <KIND>"
-    "cli.py": {"_where"},  # internal errors
-    "repo.py": {"create_command"},  # the fix for a missing file
-}
-# Variables that hold a part of a message.
-MESSAGE_PARTS = {"hint", "fix", "why", "detail", "KEY_FIX", "SIGN_IN_HINT", "REPLACED"}
-# Lists verbs collect failures and findings in, printed later.
-MESSAGE_LISTS = {"problems", "failed", "findings", "extra"}
 LOG_LEVELS = {"warning", "error"}
+# Calls whose result is made of their arguments' text.
+PASS_THROUGH = {"join", "str", "format", "tuple", "list", "sorted", "sub", "strip"}
 # Calls whose strings are looked for or used as arguments, not shown.
 STRING_TESTS = {"startswith", "endswith", "split", "rsplit", "partition", "removeprefix", "decode"}
 MARKERS = ("error:", "warning:", "note:")
@@ -110,20 +102,21 @@ def _call_name(call: ast.Call) -> str:
     return ""
 
 
-def _receiver(call: ast.Call) -> str:
-    """`failed` for `failed.append(...)` and `out.failed.append(...)`."""
-    if isinstance(call.func, ast.Attribute):
-        target = call.func.value
-        if isinstance(target, ast.Name):
-            return target.id
-        if isinstance(target, ast.Attribute):
-            return target.attr
-    return ""
-
-
 def _call_strings(call: ast.Call) -> list[str]:
     args = [*call.args, *(k.value for k in call.keywords)]
     return [f for a in args for f in _fragments(a)]
+
+
+def _finding_shaped(call: ast.Call) -> bool:
+    """print(f"{where}: ...") to stdout: the lines `check` and `rekey` report."""
+    first = call.args[0] if call.args else None
+    return (
+        isinstance(first, ast.JoinedStr)
+        and len(first.values) > 1
+        and isinstance(first.values[0], ast.FormattedValue)
+        and isinstance(first.values[1], ast.Constant)
+        and str(first.values[1].value).startswith(": ")
+    )
 
 
 def _is_message_print(call: ast.Call) -> bool:
@@ -133,7 +126,11 @@ def _is_message_print(call: ast.Call) -> bool:
         k.arg == "file" and isinstance(k.value, ast.Attribute) and k.value.attr == "stderr"
         for k in call.keywords
     )
-    return to_stderr or any(m in f for f in _call_strings(call) for m in MARKERS)
+    return (
+        to_stderr
+        or _finding_shaped(call)
+        or any(m in f for f in _call_strings(call) for m in MARKERS)
+    )
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -147,7 +144,7 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 
 def _tested_strings(tree: ast.AST) -> set[int]:
-    """Strings a function looks for in other text ("x" in reason, .startswith("x"))."""
+    """Strings the code looks for in other text ("x" in reason, .startswith("x"))."""
     ids = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) or (
@@ -158,49 +155,208 @@ def _tested_strings(tree: ast.AST) -> set[int]:
 
 
 def _is_message_call(call: ast.Call) -> bool:
-    """An exception built, a log event, a message printed, or one kept for later."""
+    """An exception built, a log event, or a message printed."""
     name = _call_name(call)
     return (
         name.endswith(("Error", "Failure"))
         or _is_message_print(call)
         or (name in LOG_LEVELS and isinstance(call.func, ast.Attribute))
-        or (name == "append" and _receiver(call) in MESSAGE_LISTS)
     )
 
 
-def python_messages(source: str, filename: str) -> Iterator[Message]:
-    tree = ast.parse(source)
-    docstrings = _docstrings(tree)
+Scope = ast.Module | ast.FunctionDef | ast.AsyncFunctionDef
+Source = tuple[ast.AST, str]  # an expression, the file it is in
 
-    def message(node: ast.AST, fragments: list[str]) -> Iterator[Message]:
-        if any(f.strip() for f in fragments):
-            yield Message(f"{filename}:{getattr(node, 'lineno', 0)}", tuple(fragments))
 
+class Flow:
+    """Where the text of an expression comes from, across the package."""
+
+    def __init__(self, files: dict[str, ast.Module]) -> None:
+        self.scope_of: dict[int, Scope] = {}  # id(node) -> innermost function or module
+        self.file_of: dict[int, str] = {}
+        self.into: dict[tuple[int, str], list[ast.AST]] = {}  # (id(scope), name) -> values
+        self.attrs: dict[str, list[Source]] = {}  # attribute name -> values, any file
+        self.constants: dict[str, list[Source]] = {}  # module-level name -> values
+        self.returns: dict[str, list[Source]] = {}  # function name -> returned values
+        self.fields: dict[str, list[str]] = {}  # class name -> its annotated fields, in order
+        for tree in files.values():
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    self.fields[node.name] = [
+                        s.target.id
+                        for s in node.body
+                        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+                    ]
+        self.module_of = files
+        for filename, tree in files.items():
+            self._index(tree, tree, filename)
+
+    def _index(self, node: ast.AST, scope: Scope, filename: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else scope
+            self.scope_of[id(child)] = inner
+            self.file_of[id(child)] = filename
+            for target, value in self._stores(child):
+                self._store(target, value, scope, filename)
+            if isinstance(child, ast.Return) and child.value is not None:  # noqa: SIM102
+                if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef):
+                    self.returns.setdefault(scope.name, []).append((child.value, filename))
+            self._index(child, inner, filename)
+
+    def _stores(self, node: ast.AST) -> list[tuple[ast.expr, ast.expr]]:
+        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Attribute):
+            # Drift(name, path, status, detail=...): what a record's fields hold
+            fields = self.fields.get(_call_name(node), [])
+            stores: list[tuple[ast.expr, ast.expr]] = [
+                (ast.Attribute(ast.Name("_"), f, ast.Store()), a)
+                for f, a in zip(fields, node.args, strict=False)
+            ]
+            return stores + [
+                (ast.Attribute(ast.Name("_"), k.arg, ast.Store()), k.value)
+                for k in node.keywords
+                if k.arg
+            ]
+        if isinstance(node, ast.Dict):
+            # {"findings": findings} ... e["findings"]: a report's fields
+            return [
+                (ast.Attribute(ast.Name("_"), f"[{k.value}]", ast.Store()), v)
+                for k, v in zip(node.keys, node.values, strict=True)
+                if isinstance(k, ast.Constant) and isinstance(k.value, str)
+            ]
+        if isinstance(node, ast.Assign):
+            return [(t, node.value) for t in node.targets]
+        if isinstance(node, ast.AugAssign | ast.AnnAssign) and node.value is not None:
+            return [(node.target, node.value)]
+        if isinstance(node, ast.For | ast.comprehension):
+            return [(node.target, node.iter)]
+        if isinstance(node, ast.NamedExpr):
+            return [(node.target, node.value)]
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("append", "extend", "insert", "add")
+        ):
+            return [(node.func.value, a) for a in node.args]
+        return []
+
+    def _store(self, target: ast.AST, value: ast.AST, scope: Scope, filename: str) -> None:
+        if isinstance(target, ast.Name):
+            self.into.setdefault((id(scope), target.id), []).append(value)
+            if isinstance(scope, ast.Module):
+                self.constants.setdefault(target.id, []).append((value, filename))
+        elif isinstance(target, ast.Attribute):
+            self.attrs.setdefault(target.attr, []).append((value, filename))
+        elif isinstance(target, ast.Tuple | ast.List):
+            for element in target.elts:
+                self._store(element, value, scope, filename)
+
+    def texts(self, node: ast.AST) -> Iterator[ast.Constant | ast.JoinedStr]:
+        """The strings node's text is made of: the literals in it where they
+        are text (not a key, an index or another call's argument), then
+        through variables, attributes and calls to where they come from."""
+        seen: set[int] = set()
+        todo: list[ast.AST] = [node]
+        while todo:
+            expr = todo.pop()
+            if id(expr) in seen:
+                continue
+            seen.add(id(expr))
+            if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+                yield expr
+            elif isinstance(expr, ast.JoinedStr):
+                yield expr
+                todo += [v.value for v in expr.values if isinstance(v, ast.FormattedValue)]
+            elif isinstance(expr, ast.BinOp | ast.BoolOp | ast.IfExp):
+                todo += [expr.left, expr.right] if isinstance(expr, ast.BinOp) else []
+                todo += expr.values if isinstance(expr, ast.BoolOp) else []
+                todo += [expr.body, expr.orelse] if isinstance(expr, ast.IfExp) else []
+            elif isinstance(expr, ast.List | ast.Tuple | ast.Set | ast.Starred):
+                todo += expr.elts if not isinstance(expr, ast.Starred) else [expr.value]
+            elif isinstance(expr, ast.ListComp | ast.GeneratorExp):
+                todo.append(expr.elt)
+            elif isinstance(expr, ast.Name):
+                # its function's, else its module's, else a constant imported from elsewhere
+                scope = self.scope_of.get(id(expr))
+                local = self.into.get((id(scope), expr.id)) if scope is not None else None
+                module = self.into.get((id(self.module_of[self.file_of[id(expr)]]), expr.id))
+                todo += local or module or [v for v, _ in self.constants.get(expr.id, [])]
+            elif isinstance(expr, ast.Attribute):
+                todo += [v for v, _ in self.attrs.get(expr.attr, [])]
+            elif isinstance(expr, ast.Subscript) and isinstance(expr.slice, ast.Constant):
+                todo += [v for v, _ in self.attrs.get(f"[{expr.slice.value!s}]", [])]
+            elif isinstance(expr, ast.Call):
+                name = _call_name(expr)
+                if name in PASS_THROUGH:
+                    # "; ".join(parts), str(x), "{}".format(x): the parts are the text
+                    todo += expr.args
+                todo += [v for v, _ in self.returns.get(name, [])]
+
+    def where(self, node: ast.AST) -> str:
+        return f"{self.file_of.get(id(node), '?')}:{getattr(node, 'lineno', 0)}"
+
+
+def _joins_problems(call: ast.Call) -> bool:
+    """ "; ".join(problems): several messages made one line (a table's cell)."""
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "join"
+        and isinstance(func.value, ast.Constant)
+        and func.value.value == "; "
+    )
+
+
+def _message_sites(tree: ast.AST) -> Iterator[tuple[ast.AST, list[ast.AST], bool]]:
+    """(site, its arguments, whether its own literals are message text).
+
+    Any print is followed to the parts it takes from elsewhere (a report's
+    findings reach the terminal through a table row); only a message-shaped
+    one is itself a message."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
-            yield from message(node, _call_strings(node.exc))
+            call, own = node.exc, True
         elif isinstance(node, ast.Call) and _is_message_call(node):
-            yield from message(node, _call_strings(node))
-        elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            named = {t.id for t in targets if isinstance(t, ast.Name)}
-            if named & MESSAGE_PARTS and node.value is not None:
-                for sub in ast.walk(node.value):
-                    yield from message(sub, _fragments(sub))
-        elif isinstance(node, ast.FunctionDef) and node.name in MESSAGE_FUNCTIONS.get(
-            filename, set()
-        ):
-            skip = docstrings | _tested_strings(node)
-            for sub in ast.walk(node):
-                if id(sub) not in skip and isinstance(sub, ast.Constant | ast.JoinedStr):
-                    yield from message(sub, _fragments(sub))
+            call, own = node, True
+        elif isinstance(node, ast.Call) and (_call_name(node) == "print" or _joins_problems(node)):
+            call, own = node, False
+        else:
+            continue
+        yield node, [*call.args, *(k.value for k in call.keywords if k.arg != "file")], own
+
+
+def python_messages_of(files: dict[str, str]) -> list[Message]:
+    """Every message of these sources (file name -> text), followed to its parts."""
+    trees = {name: ast.parse(text) for name, text in files.items()}
+    flow = Flow(trees)
+    skip: set[int] = set()
+    for tree in trees.values():
+        skip |= _docstrings(tree) | _tested_strings(tree)
+    found: dict[Message, None] = {}  # a raise of a ...Error(...) is found twice
+    for filename, tree in trees.items():
+        for site, args, is_message in _message_sites(tree):
+            # The site's own literals are one message, in order...
+            own = [f for a in args for f in _fragments(a)] if is_message else []
+            if any(f.strip() for f in own):
+                found[Message(f"{filename}:{site.lineno}", tuple(own))] = None  # type: ignore[attr-defined]
+            # ...and each part it takes from elsewhere is looked for on its own.
+            for arg in args:
+                for text in flow.texts(arg):
+                    fragments = _fragments(text)
+                    if text in args or id(text) in skip or not any(f.strip() for f in fragments):
+                        continue
+                    found[Message(flow.where(text), tuple(fragments))] = None
+    return list(found)
+
+
+def python_messages(source: str, filename: str) -> list[Message]:
+    return python_messages_of({filename: source})
 
 
 def all_python_messages() -> list[Message]:
-    found: dict[Message, None] = {}  # a raise of a ...Error(...) is found twice
-    for path in sorted(PACKAGE.glob("*.py")):
-        found.update(dict.fromkeys(python_messages(path.read_text(), path.name)))
-    return list(found)
+    files = {
+        str(path.relative_to(PACKAGE)): path.read_text() for path in sorted(PACKAGE.rglob("*.py"))
+    }
+    return python_messages_of(files)
 
 
 # -- Nix ------------------------------------------------------------------------
@@ -405,15 +561,37 @@ def test_exclusions_are_still_in_the_code() -> None:
 
 
 def test_a_new_message_fails_the_check() -> None:
-    """The extraction sees each kind of message site; an unexplained one is reported."""
+    """The extraction sees each kind of message site and follows its parts,
+    whatever the functions and variables are called; an unexplained message
+    is reported."""
     source = '''
-def f(x):
+REASON_PART = "the gears are stripped"
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    note: str = ""
+
+def zorp(x):
     """A docstring is no message."""
+    if x == "unused":
+        return "left on the shelf"
+    return f"{x} is out of phase"
+
+def f(x):
+    woes = []
     if x:
         raise UsageError(f"{x}: frobnicated beyond repair")
     log.warning("flux capacitor overheated", reason=x)
     print(f"nixseal frob: note: {x} wobbles", file=sys.stderr)
-    failed.append(f"{x}: lost in the mail")
+    woes.append(f"{x}: lost in the mail")
+    blurb = f"because {REASON_PART}"
+    r = Report(x, note="ran out of ink")
+    print(f"{x}: {zorp(x)} ({blurb}); {r.note}")
+    cells = {"findings": ["; ".join(woes)]}
+    for w in woes:
+        print(w, file=sys.stderr)
+    print("  ".join(cells["findings"]))
     return QuuxError("quux exploded")
 '''
     found = list(python_messages(source, "new.py"))
@@ -423,11 +601,18 @@ def f(x):
         "flux capacitor overheated",
         "nixseal frob: note",
         "wobbles",
-        "lost in the mail",
+        "lost in the mail",  # a list printed later
         "quux exploded",
+        "is out of phase",  # what a function called in a message returns
+        "left on the shelf",
+        "because",  # a variable's text
+        "the gears are stripped",  # a module constant
+        "ran out of ink",  # a record's field
     }
     assert "A docstring is no message" not in texts
-    assert len(undocumented(found, "nothing here")) == len(found)
+    assert "unused" not in texts, "a string compared with is looked for, not shown"
+    worded = [m for m in found if any(len(distinctive(f)) >= MIN_FRAGMENT for f in m.fragments)]
+    assert len(undocumented(found, "nothing here")) == len(worded)
 
     nix = """{ config, lib, ... }: {
   options.x = lib.mkOption { description = "Not a message: documentation."; };

@@ -1,0 +1,70 @@
+"""The vocabulary both sides share: states, kinds and the JSON shapes nixseal
+emits. Imports nothing of nixseal, so any module may use it.
+
+Enums are str-valued: a state prints, logs and serialises as the word the
+docs use (`installed`, `stale`), and compares equal to it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class EntryState(str, enum.Enum):
+    """How one secret or template left an install run."""
+
+    INSTALLED = "installed"  # new since the previous generation (or first boot)
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"  # kept its previous value when there was one
+    REMOVED = "removed"  # in the previous generation, gone from the manifest
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DriftStatus(str, enum.Enum):
+    """An age file compared with what the rules say should read it."""
+
+    OK = "ok"
+    STALE = "stale"  # recipients differ from the rules
+    UNVERIFIED = "unverified"  # age recipients unknown: no valid record
+    MISSING = "missing"
+    CORRUPT = "corrupt"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ReaderKind(str, enum.Enum):
+    """Who a recipient key belongs to in the rules."""
+
+    ADMIN = "admin"
+    HOST = "host"
+    USER = "user"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class GeneratorKind(str, enum.Enum):
+    PASSWORD = "password"  # noqa: S105 (the kind's name, not a password)
+    HEX = "hex"
+    BASE64 = "base64"
+    SSH_ED25519 = "ssh-ed25519"
+    AGE = "age"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def sized(self) -> bool:
+        """Whether the output size is a choice (the key kinds have a fixed size)."""
+        return self in (GeneratorKind.PASSWORD, GeneratorKind.HEX, GeneratorKind.BASE64)
+
+
+@dataclass(frozen=True)
+class Generator:
+    kind: GeneratorKind
+    length: int | None = None  # None: the kind's default

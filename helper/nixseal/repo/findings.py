@@ -1,0 +1,50 @@
+"""What is wrong with a file, in words, and the command that fixes it
+(check, audit). Needs no key: see nixseal.repo.drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nixseal.repo import drift
+from nixseal.repo.context import create_command
+from nixseal.repo.rules import Rules
+from nixseal.util.paths import display_path
+
+
+def fix_for(rules: Rules, d: drift.Drift) -> str:
+    if d.status == drift.MISSING:
+        return create_command(rules, d.name)
+    if d.status == drift.CORRUPT:
+        return f"restore {display_path(d.path)} from git, or re-create it: nixseal edit {d.name}"
+    if d.needs_rekey:
+        return f"nixseal rekey {d.name}"
+    return ""
+
+
+def findings(d: drift.Drift) -> list[str]:
+    """One line per problem of a file, without the fix."""
+    where = display_path(d.path)
+    if d.status == drift.MISSING:
+        return [f"{where} is missing"]
+    if d.status == drift.CORRUPT:
+        return [f"{where}: {d.detail}"]
+    out = [f"not encrypted to {ref.label}" for ref in d.missing]
+    out += [f"encrypted to {who}, which the rules do not list for it" for who in d.extra]
+    if d.status == drift.UNVERIFIED:
+        out.append(f"cannot verify its age recipients: {d.detail}")
+    elif d.detail:
+        out.append(d.detail)
+    return out
+
+
+def to_json(rules: Rules, d: drift.Drift) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "file": display_path(d.path),
+        "status": d.status,
+        "missing": [{"kind": r.kind, "name": r.name} for r in d.missing],
+        "extra": list(d.extra),
+        "problems": findings(d) if d.status != drift.OK else [],
+        "fix": fix_for(rules, d) or None,
+    }
