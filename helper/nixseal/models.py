@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TypedDict
 
 
 class EntryState(str, enum.Enum):
@@ -68,3 +69,58 @@ class GeneratorKind(str, enum.Enum):
 class Generator:
     kind: GeneratorKind
     length: int | None = None  # None: the kind's default
+
+
+# -- the JSON documents of `check --json` and `audit --json` ---------------
+# Their keys are a public interface (scripts and CI read them): a change
+# here changes that interface.
+
+
+class ReaderJson(TypedDict):
+    kind: str  # a ReaderKind
+    name: str
+
+
+class CheckEntryJson(TypedDict):
+    name: str
+    file: str
+    status: str  # a DriftStatus
+    missing: list[ReaderJson]
+    extra: list[str]
+    problems: list[str]
+    fix: str | None
+
+
+class CheckReportJson(TypedDict):
+    ok: bool
+    rules: str
+    secrets: list[CheckEntryJson]
+    orphans: list[str]
+
+
+class AuditReaderJson(TypedDict):
+    kind: str  # a ReaderKind
+    name: str
+    key: str
+    verified: bool | None  # None: an age key the state file has no record for
+
+
+class AuditEntryJson(TypedDict):
+    name: str
+    file: str
+    status: str  # a DriftStatus
+    readers: list[AuditReaderJson]
+    extra_readers: list[str]
+    rotated: str | None
+    age_days: int | None
+    age_basis: str  # recorded, git, replaced or unknown
+    rotate_after: str | None
+    overdue: bool
+    last_change: str | None
+    findings: list[str]
+
+
+class AuditReportJson(TypedDict):
+    rules: str
+    findings: int
+    secrets: list[AuditEntryJson]

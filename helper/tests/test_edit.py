@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from _admin import Repo, make_repo
 
-from nixseal.cli.edit import MEMORY_FS, filesystem_type
+from nixseal.repo.edit import MEMORY_FS, filesystem_type
 
 EDITOR = f"""#!{sys.executable}
 import json, os, stat, sys, time

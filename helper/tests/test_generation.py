@@ -14,6 +14,7 @@ from _activation import Scene, make_scene
 from conftest import HELPER_DIR, needs_root
 
 from nixseal.engine import generation as gen
+from nixseal.engine import record as rec
 from nixseal.errors import NixsealError
 from nixseal.util import safepath
 
@@ -458,8 +459,6 @@ def test_the_room_reserved_for_the_record_holds_it(
 ) -> None:
     """Every kind of field at once, non-ASCII and escaped paths, removed
     entries and their links, pending units: the record fits its room."""
-    from nixseal.engine import activation
-
     sizes: list[tuple[int, int]] = []
     real_reserve, real_write = gen.Store.reserve_record, gen.Store.write_record
 
@@ -484,4 +483,4 @@ def test_the_room_reserved_for_the_record_holds_it(
     del scene.secrets[1]  # its link is removed, its units signalled
     assert scene.install().code == 0
     assert len(sizes) == 3 and all(0 < used <= room for room, used in sizes), sizes
-    assert activation._json_len('"\\') >= len('"\\"\\\\"')
+    assert rec.json_len('"\\') >= len('"\\"\\\\"')

@@ -13,7 +13,7 @@ from _activation import Scene, make_scene, tree
 from conftest import HELPER_DIR, make_ssh_key
 
 from nixseal.age import crypto
-from nixseal.engine import activation
+from nixseal.engine import decryption
 from nixseal.errors import NixsealError
 from nixseal.util import pool
 
@@ -133,7 +133,7 @@ def scene(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Scene:
     # Workers from a handful of files and on any machine, so the pool is used.
-    monkeypatch.setattr(activation, "FILES_PER_WORKER", 10)
+    monkeypatch.setattr(decryption, "FILES_PER_WORKER", 10)
     monkeypatch.setattr(pool, "cpus", lambda: 4)
     return make_scene(tmp_path, capsys)
 
@@ -161,7 +161,7 @@ def _install_both_ways(
 
     monkeypatch.setattr(pool, "workers_for", spy)
     for per_worker in (10, 1_000_000):
-        monkeypatch.setattr(activation, "FILES_PER_WORKER", per_worker)
+        monkeypatch.setattr(decryption, "FILES_PER_WORKER", per_worker)
         scene.root = Path(tempfile.mkdtemp(dir=scene.tmp))
         (scene.root / "etc").mkdir()
         for f in ("passwd", "group"):
@@ -216,8 +216,8 @@ def test_a_bad_file_among_many_fails_alone_with_the_serial_message(
 
 # `nixseal install` as its own process, with workers from 10 files on any machine.
 _INSTALL_WITH_WORKERS = (
-    "import os, signal, sys; from nixseal import cli; from nixseal.engine import activation;"
-    " from nixseal.util import pool; activation.FILES_PER_WORKER = 10; pool.cpus = lambda: 4;"
+    "import os, signal, sys; from nixseal import cli; from nixseal.engine import decryption;"
+    " from nixseal.util import pool; decryption.FILES_PER_WORKER = 10; pool.cpus = lambda: 4;"
     " pool.failpoint = lambda n: os.kill(os.getpid(), signal.SIGKILL) if n == 25 else None;"
     " sys.exit(cli.main(sys.argv[1:]))"
 )

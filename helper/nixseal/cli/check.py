@@ -12,7 +12,7 @@ import json
 
 from nixseal.repo import drift
 from nixseal.repo.context import Context
-from nixseal.repo.findings import findings, fix_for, to_json
+from nixseal.repo.findings import findings, fix_for, report
 from nixseal.util.paths import display_path
 
 
@@ -30,13 +30,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [d for d in results if d.status != drift.OK]
     orphans = [] if args.names else drift.orphans(rules)
     if args.json:
-        doc = {
-            "ok": not bad,
-            "rules": display_path(rules.path),
-            "secrets": [to_json(rules, d) for d in results],
-            "orphans": [display_path(p) for p in orphans],
-        }
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(report(rules, results, orphans), indent=2))
         return 1 if bad else 0
     for d in bad:
         fix = fix_for(rules, d)

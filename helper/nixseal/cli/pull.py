@@ -14,8 +14,8 @@ import argparse
 import sys
 
 from nixseal.errors import NixsealError
-from nixseal.repo.context import Context, encrypt_secret
-from nixseal.repo.sources import CurrentValues, is_sign_in_failure, read_source, selected
+from nixseal.repo.context import Context
+from nixseal.repo.sources import CurrentValues, is_sign_in_failure, pull_one, selected
 from nixseal.util import log
 from nixseal.util.paths import display_path
 
@@ -39,19 +39,11 @@ def run(args: argparse.Namespace) -> int:
     failed: list[str] = []
     try:
         for i, name in enumerate(names):
-            ref = ctx.rules.secret(name).source
-            assert ref is not None
             try:
-                value = read_source(ref)
-                old = current.get(name)
-                if old == value:
+                if not pull_one(ctx, name, current):
                     unchanged.append(name)
                     logger.debug("unchanged", secret=name)
                     continue
-                # A file that could not be compared may hold this very value:
-                # keep its recorded age rather than vouch for a new one.
-                compared = old is not None or not ctx.rules.file_for(name).exists()
-                encrypt_secret(ctx, name, value, new_value=compared, save=False)
             except NixsealError as err:
                 failed.append(f"{name}: {err}")
                 if is_sign_in_failure(err) and i + 1 < len(names):

@@ -22,7 +22,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -177,3 +177,35 @@ def _unlink(value: Any, symlink: str) -> tuple[tuple[str, str], ...]:
         _require(path != symlink and not path.startswith(symlink.rstrip("/") + "/"))
         found.append((path, rel))
     return tuple(found)
+
+
+def size_bound(
+    entries: Iterable[tuple[str, str, str, tuple[str, ...]]],
+    units: Iterable[str],
+    links: Iterable[tuple[str, str]],
+) -> int:
+    """An upper bound of a record's size, counted rather than serialized
+    (that would cost as much as writing it): each (key, rel, path, units)
+    entry, every unit pending, every (path, rel) link still to remove, each
+    string at the most bytes JSON could spell it and every digest and size
+    at its longest."""
+    size = _HEADER_BYTES + 2 * sum(len(u) + 3 for u in units)
+    for key, rel, path, entry_units in entries:
+        size += _ENTRY_BYTES + json_len(key) + json_len(rel) + json_len(path)
+        size += sum(len(u) + 3 for u in entry_units)
+    return size + sum(json_len(path) + json_len(rel) + 4 for path, rel in links)
+
+
+def json_len(text: str) -> int:
+    """The most bytes JSON may spell text with: quoted; six per escaped character
+    (twelve for a pair of surrogates, which is two characters of Python's)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return len(text) + 2
+    return 6 * len(text) * 2 + 2
+
+
+# The fixed part of a record, and of one entry at its longest (64-digit
+# digests, a 20-digit size), beyond the strings counted one by one.
+_HEADER_BYTES = len(Record(bytes(KEY_BYTES), {}).to_json())
+_LONGEST = Entry("", "", "0" * 64, bytes(32), 10**19, (), ())
+_ENTRY_BYTES = len(Record(bytes(KEY_BYTES), {"": _LONGEST}).to_json()) - _HEADER_BYTES + 1

@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
 
+from nixseal.models import CheckEntryJson, CheckReportJson
 from nixseal.repo import drift
 from nixseal.repo.context import create_command
 from nixseal.repo.rules import Rules
@@ -38,7 +40,7 @@ def findings(d: drift.Drift) -> list[str]:
     return out
 
 
-def to_json(rules: Rules, d: drift.Drift) -> dict[str, Any]:
+def to_json(rules: Rules, d: drift.Drift) -> CheckEntryJson:
     return {
         "name": d.name,
         "file": display_path(d.path),
@@ -47,4 +49,16 @@ def to_json(rules: Rules, d: drift.Drift) -> dict[str, Any]:
         "extra": list(d.extra),
         "problems": findings(d) if d.status != drift.OK else [],
         "fix": fix_for(rules, d) or None,
+    }
+
+
+def report(
+    rules: Rules, results: Sequence[drift.Drift], orphans: Sequence[Path]
+) -> CheckReportJson:
+    """`check --json`: every secret inspected, and files no secret names."""
+    return {
+        "ok": all(d.status == drift.OK for d in results),
+        "rules": display_path(rules.path),
+        "secrets": [to_json(rules, d) for d in results],
+        "orphans": [display_path(p) for p in orphans],
     }

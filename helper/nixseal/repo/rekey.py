@@ -29,12 +29,6 @@ PROGRESS_MIN = 20
 # repay its fork.
 FILES_PER_WORKER = 24
 
-# Below this many files a run is quick enough not to need progress lines.
-PROGRESS_MIN = 20
-# A forked worker must re-encrypt at least this many files (~1 ms each) to
-# repay its fork.
-FILES_PER_WORKER = 24
-
 
 class Progress:
     def __init__(self, total: int, stream: TextIO) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nixseal.errors import CryptoError, RulesError
+from nixseal.errors import CryptoError, PrivateKeyError, RulesError
 from nixseal.models import Generator, GeneratorKind, ReaderKind
 from nixseal.util.names import SECRET_NAME
 from nixseal.util.paths import display_path
@@ -49,6 +49,20 @@ KEY_FIX = (
     "give the whole public key: age1..., or ssh-ed25519 AAAA... / ssh-rsa AAAA... "
     "(the line of the .pub file)"
 )
+
+
+def check_key(key: str, where: str) -> None:
+    """Refuse a key string age cannot encrypt to, saying how to give one."""
+    from nixseal.age import crypto
+
+    try:
+        crypto.parse_recipient(key, where)
+    except PrivateKeyError:
+        raise  # its own message says what to give instead
+    except CryptoError as err:
+        raise CryptoError(f"{err}; {KEY_FIX}") from err
+
+
 _TOP_KEYS = ("version", "admins", "hosts", "users", "groups", "secrets")
 _SECRET_KEYS = ("hosts", "users", "generator", "source", "push", "rotate_after", "armor")
 

@@ -8,7 +8,7 @@ import sys
 
 from nixseal.age import crypto
 from nixseal.errors import NixsealError, OpError, UsageError
-from nixseal.repo.context import Context
+from nixseal.repo.context import Context, encrypt_secret
 from nixseal.util import op
 from nixseal.util.paths import display_path
 from nixseal.util.readfile import AGE_FILE_LIMIT, read_regular
@@ -76,3 +76,19 @@ def selected(ctx: Context, names: list[str]) -> list[str]:
             'add source = "op://vault/item/field" to the secret, or use `nixseal rotate`'
         )
     return chosen
+
+
+def pull_one(ctx: Context, name: str, current: CurrentValues) -> bool:
+    """Copy one secret's 1Password value into its file: False when the file
+    already holds it (and was left alone)."""
+    ref = ctx.rules.secret(name).source
+    assert ref is not None
+    value = read_source(ref)
+    old = current.get(name)
+    if old == value:
+        return False
+    # A file that could not be compared may hold this very value: keep its
+    # recorded age rather than vouch for a new one.
+    compared = old is not None or not ctx.rules.file_for(name).exists()
+    encrypt_secret(ctx, name, value, new_value=compared, save=False)
+    return True

@@ -1,0 +1,137 @@
+"""The first pass of a run: read every age file, then decrypt the changed ones.
+
+Every age file is read before anything is written, so the ones to decrypt
+are known up front and forked workers can decrypt them (pyrage holds the
+GIL) while the writer installs entries in the manifest's order. This
+process still does every file-system change and log event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from nixseal.engine.manifest import Secret
+from nixseal.engine.previous import Previous, Value
+from nixseal.errors import NixsealError
+from nixseal.util.readfile import AGE_FILE_LIMIT, read_regular
+
+if TYPE_CHECKING:
+    from nixseal.util.log import Logger
+
+# A forked worker must decrypt at least this many files to repay its fork
+# (about 1-2 ms here, against ~0.25 ms per ssh-ed25519 file): see
+# docs/performance.md.
+FILES_PER_WORKER = 32
+
+
+class Input(NamedTuple):
+    """A secret's age file as read in the first pass."""
+
+    data: bytes
+    digest: str  # SHA-256 of the age file, kept in the record
+    previous: Value | None  # unchanged since the previous generation: its verified value
+
+
+# What the first pass knows of each secret: its input, or why it failed.
+Inputs = dict[str, "Input | NixsealError"]
+Plaintexts = Iterator[tuple[Secret, "bytes | NixsealError"]]
+
+
+def read_inputs(
+    secrets: Sequence[Secret], previous: Previous, check_owner: Callable[[Secret], object]
+) -> Inputs:
+    """Each secret's age file, digest and reusable previous value, or why it failed.
+
+    check_owner raises for an unknown owner, which fails the entry before
+    anything of it is decrypted.
+    """
+    inputs: Inputs = {}
+    for secret in secrets:
+        try:
+            check_owner(secret)
+            data = _read(secret.file)
+        except NixsealError as err:
+            inputs[secret.key] = err
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        inputs[secret.key] = Input(data, digest, previous.reusable(secret, digest))
+    return inputs
+
+
+def to_decrypt(secrets: Sequence[Secret], inputs: Inputs) -> list[Secret]:
+    """The secrets read whose previous value cannot be reused."""
+    return [s for s in secrets if _needs_decrypting(inputs[s.key])]
+
+
+class Identities:
+    """The host's usable identities, loaded on first need (pyrage with them)."""
+
+    def __init__(self, paths: tuple[str, ...], log: Logger) -> None:
+        self.paths = paths
+        self.log = log
+        self._loaded: list[Any] | None = None
+        self.error = ""  # why there are none, once known
+
+    def load(self) -> list[Any] | None:
+        """The identities, or None (and self.error says why) if none is usable."""
+        from nixseal.age import crypto
+
+        if self._loaded is None and not self.error:
+            try:
+                self._loaded = crypto.load_identities(
+                    self.paths,
+                    lambda path, why: self.log.warning(
+                        "identity skipped", identity=path, reason=why
+                    ),
+                )
+            except NixsealError as err:
+                self.error = str(err)
+        return self._loaded
+
+
+@contextmanager
+def decryptions(
+    todo: list[Secret], inputs: Inputs, identities: Identities, log: Logger
+) -> Iterator[Plaintexts]:
+    """(secret, plaintext or error) for each secret in todo, in order."""
+    loaded = identities.load() if todo else None
+    if loaded is None:  # nothing to decrypt, or no usable identity
+        error = NixsealError(identities.error)
+        yield ((s, error) for s in todo)
+        return
+
+    def decrypt(secret: Secret) -> bytes:
+        ciphertext = inputs[secret.key]
+        assert isinstance(ciphertext, Input)
+        return _decrypt(ciphertext.data, loaded, secret.file)
+
+    from nixseal.util import pool  # only when something is decrypted
+
+    workers = pool.workers_for(len(todo), FILES_PER_WORKER, loaded)
+    with pool.OrderedMap(
+        decrypt,
+        todo,
+        workers,
+        lambda why: log.warning("decryption workers failed; continuing alone", reason=why),
+    ) as results:
+        yield zip(todo, results, strict=True)
+
+
+def _needs_decrypting(got: Input | NixsealError) -> bool:
+    return isinstance(got, Input) and got.previous is None
+
+
+def _decrypt(data: bytes, identities: list[Any], source: str) -> bytes:
+    from nixseal.age import crypto  # pyrage: only when something is decrypted
+
+    return crypto.decrypt(data, identities, source)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return read_regular(path, AGE_FILE_LIMIT)
+    except OSError as err:
+        raise NixsealError(f"{path}: cannot read: {err.strerror}") from err

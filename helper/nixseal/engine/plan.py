@@ -1,0 +1,100 @@
+"""The plan step of a run: what the previous generation gives, and room for the next.
+
+Planning finds the live generation and its record, clears what a killed
+run left (temporary files, generations newer than the live one), numbers
+the new generation, creates it and reserves its record's room first, so a
+full ramfs fails entries, never the record that makes them trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nixseal.engine import generation as gen
+from nixseal.engine import record as rec
+from nixseal.engine.manifest import Manifest
+from nixseal.engine.previous import Previous
+from nixseal.errors import GenerationError
+from nixseal.util.safepath import Dir
+
+if TYPE_CHECKING:
+    from nixseal.util.log import Logger
+
+
+@dataclass
+class Plan:
+    """What the write and commit steps start from; the caller closes it."""
+
+    store: gen.Store | None  # None: a dry run before the first install
+    number: int  # of the new generation
+    live: int | None  # the generation live before this run
+    previous: Previous
+    key: bytes  # the record's HMAC key: the previous record's, or new
+    handed: bool  # the live generation's units were handed over
+    new: gen.NewGeneration | None = None  # None in a dry run
+    reserved: int = -1  # the record room's descriptor
+
+    def close(self) -> None:
+        self.previous.close()
+        if self.new is not None:
+            self.new.close()
+
+
+def plan(
+    top: Dir,
+    m: Manifest,
+    store: gen.Store | None,
+    *,
+    dry_run: bool,
+    keys_gid: int | None,
+    log: Logger,
+) -> Plan:
+    live = None if store is None else gen.current(top, m.symlink_path, store)
+    previous = Previous(None, None, log)
+    key = rec.new_key()
+    handed = False
+    if store is not None and live is not None:
+        data = store.read_record(live)
+        record = None if data is None else rec.Record.from_json(data, m.symlink_path)
+        previous = Previous(store.old(live), record, log)
+        handed = store.handed(live)
+        if record is not None:
+            key = record.key
+    try:
+        numbers = [] if store is None else store.numbers()
+        if store is not None and not dry_run:
+            store.remove_temporary()
+            for number in numbers:
+                if live is None or number > live:
+                    store.remove(number)  # left half-built by a killed run
+            numbers = store.numbers()
+        result = Plan(store, max([live or 0, *numbers]) + 1, live, previous, key, handed)
+        if store is not None and not dry_run:
+            result.new = store.new(result.number, keys_gid)
+            try:
+                result.reserved = store.reserve_record(result.number, _record_bound(m, previous))
+            except GenerationError:
+                result.new.close()
+                result.new = None
+                store.remove(result.number)  # nothing half-built is left
+                raise
+    except BaseException:
+        previous.close()
+        raise
+    return result
+
+
+def _record_bound(m: Manifest, previous: Previous) -> int:
+    """The most the new record can take: every entry, every unit old and new
+    (each also pending), every old link still to remove."""
+    old = previous.entries.values()
+    units = [u for e in m.entries for u in (*e.restart_units, *e.reload_units)]
+    units += [u for e in old for u in (*e.restart_units, *e.reload_units)]
+    pending = previous.pending(False)
+    units += [*pending[0], *pending[1]]
+    entries = ((e.key, e.rel, e.path, (*e.restart_units, *e.reload_units)) for e in m.entries)
+    links = [(e.path, e.rel) for e in old]
+    if previous.record is not None:
+        links += previous.record.unlink
+    return rec.size_bound(entries, units, links)
