@@ -7,8 +7,6 @@ wrong, where, and the fix when there is one. It never carries plaintext.
 
 from __future__ import annotations
 
-import signal
-
 
 class NixsealError(Exception):
     """Base class: str(err) is what the user sees; exit_code is the status."""
@@ -81,5 +79,7 @@ class Interrupted(NixsealError):
     """A signal ended an admin verb before it saved anything."""
 
     def __init__(self, signum: int) -> None:
+        import signal  # not at import: the boot path never needs it (~0.5 ms)
+
         super().__init__(f"interrupted by {signal.Signals(signum).name}; nothing saved")
         self.exit_code = 128 + signum

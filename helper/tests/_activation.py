@@ -136,6 +136,31 @@ class Scene:
             (self.root / f"run/nixos/activation-{which}-list").unlink(missing_ok=True)
 
 
+class Recorder:
+    """A Logger that keeps its events, so a test needs no configured logging."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def bind(self, **fields: Any) -> Recorder:
+        return self
+
+    def _add(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        self.events.append((level, event, fields))
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._add("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._add("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._add("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._add("error", event, fields)
+
+
 def make_scene(tmp: Path, capsys: pytest.CaptureFixture[str] | None, **top: Any) -> Scene:
     root = tmp / "root"
     (root / "etc").mkdir(parents=True)

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from nixseal.age import crypto, generators
 from nixseal.errors import NixsealError
-from nixseal.models import Generator
+from nixseal.models import Generator, GeneratorKind
 
 
 def test_password_default_length_and_alphabet() -> None:
-    values = {generators.generate(Generator("password")).value for _ in range(50)}
+    values = {generators.generate(Generator(GeneratorKind.PASSWORD)).value for _ in range(50)}
     assert len(values) == 50, "passwords repeat"
     for v in values:
         text = v.decode()
@@ -31,7 +31,7 @@ def test_password_default_length_and_alphabet() -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.integers(min_value=1, max_value=200))
 def test_password_any_length(length: int) -> None:
-    text = generators.generate(Generator("password", length)).value.decode()
+    text = generators.generate(Generator(GeneratorKind.PASSWORD, length)).value.decode()
     assert len(text) == length
     assert set(text) <= set(generators.PASSWORD_ALPHABET)
 
@@ -42,20 +42,20 @@ def test_password_alphabet_needs_no_quoting() -> None:
 
 
 def test_hex_and_base64_sizes() -> None:
-    h = generators.generate(Generator("hex")).value
+    h = generators.generate(Generator(GeneratorKind.HEX)).value
     assert len(bytes.fromhex(h.decode())) == generators.DEFAULT_RANDOM_BYTES
-    h16 = generators.generate(Generator("hex", 16)).value
+    h16 = generators.generate(Generator(GeneratorKind.HEX, 16)).value
     assert len(h16) == 32 and bytes.fromhex(h16.decode())
-    b = generators.generate(Generator("base64", 48)).value
+    b = generators.generate(Generator(GeneratorKind.BASE64, 48)).value
     assert len(base64.b64decode(b, validate=True)) == 48
     assert (
-        generators.generate(Generator("base64")).value
-        != generators.generate(Generator("base64")).value
+        generators.generate(Generator(GeneratorKind.BASE64)).value
+        != generators.generate(Generator(GeneratorKind.BASE64)).value
     )
 
 
 def test_values_have_no_trailing_newline() -> None:
-    for kind in ("password", "hex", "base64"):
+    for kind in (GeneratorKind.PASSWORD, GeneratorKind.HEX, GeneratorKind.BASE64):
         assert not generators.generate(Generator(kind)).value.endswith(b"\n")
 
 
@@ -67,7 +67,7 @@ def test_ed25519_rfc8032_vector() -> None:
 
 
 def test_ssh_ed25519_key_agrees_with_ssh_keygen(tmp_path: Path) -> None:
-    gen = generators.generate(Generator("ssh-ed25519"), comment="deploy")
+    gen = generators.generate(Generator(GeneratorKind.SSH_ED25519), comment="deploy")
     assert gen.public is not None and gen.public.startswith("ssh-ed25519 ")
     assert gen.public.endswith(" deploy")
     key = tmp_path / "key"
@@ -80,7 +80,7 @@ def test_ssh_ed25519_key_agrees_with_ssh_keygen(tmp_path: Path) -> None:
 
 
 def test_ssh_ed25519_private_key_decrypts_for_its_public_half(tmp_path: Path) -> None:
-    gen = generators.generate(Generator("ssh-ed25519"), comment="x")
+    gen = generators.generate(Generator(GeneratorKind.SSH_ED25519), comment="x")
     assert gen.public is not None
     key = tmp_path / "id"
     key.write_bytes(gen.value)
@@ -91,13 +91,13 @@ def test_ssh_ed25519_private_key_decrypts_for_its_public_half(tmp_path: Path) ->
 
 
 def test_ssh_ed25519_keys_differ() -> None:
-    a = generators.generate(Generator("ssh-ed25519"))
-    b = generators.generate(Generator("ssh-ed25519"))
+    a = generators.generate(Generator(GeneratorKind.SSH_ED25519))
+    b = generators.generate(Generator(GeneratorKind.SSH_ED25519))
     assert a.value != b.value and a.public != b.public
 
 
 def test_age_identity_parses_and_matches_public() -> None:
-    gen = generators.generate(Generator("age"))
+    gen = generators.generate(Generator(GeneratorKind.AGE))
     identities = crypto.identities_from_bytes(gen.value, "gen")
     assert len(identities) == 1 and identities[0].kind == "age"
     assert gen.public is not None and gen.public.startswith("age1")
@@ -112,7 +112,7 @@ def test_password_rejects_nonpositive_length() -> None:
 
 
 def test_hex_value_is_hex() -> None:
-    value = generators.generate(Generator("hex", 8)).value
+    value = generators.generate(Generator(GeneratorKind.HEX, 8)).value
     try:
         binascii.unhexlify(value)
     except binascii.Error:  # pragma: no cover - the assertion below explains

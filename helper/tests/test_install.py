@@ -694,3 +694,41 @@ def test_a_link_the_file_system_refuses_fails_that_entry_alone(scene: Scene, dee
     assert summary["failed"] == 1 and summary["changed"] == 1
     assert (scene.root / "etc/z.conf").read_bytes() == b"z"
     assert scene.generations() == [1, 2]
+
+
+_IMPORTED = """
+import sys
+before = set(sys.modules)
+sys.argv[0] = "nixseal"
+from nixseal.cli import main
+try:
+    main()
+finally:
+    print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+@pytest.mark.parametrize("with_template", [False, True], ids=["secrets", "template and link"])
+def test_an_install_imports_nothing_of_the_admin_side(scene: Scene, with_template: bool) -> None:
+    """Every boot pays for what `nixseal install` imports: never the admin's
+    side, another verb, or pathlib (~3 ms: urllib.parse, ipaddress...)."""
+    scene.add("a", b"1")
+    if with_template:
+        scene.template("t", "x", path="/etc/t.conf")
+    argv = ["install", "--manifest", str(scene.write()), "--root", str(scene.root), "--no-mount"]
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, *argv],
+        env={**os.environ, "PYTHONPATH": str(HELPER_DIR)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = set(proc.stdout.split())
+    assert {"nixseal.engine.activation", "nixseal.engine.write", "pyrage"} <= modules
+    verbs = {m for m in modules if m.startswith("nixseal.cli.")}
+    assert verbs == {"nixseal.cli.install"}
+    assert not {m for m in modules if m.startswith("nixseal.repo")}
+    assert "pathlib" not in modules  # also as it decrypts (the first install)
+    # what only some installs need is imported only by those
+    assert ("nixseal.engine.render" in modules) is with_template
+    assert ("nixseal.engine.links" in modules) is with_template

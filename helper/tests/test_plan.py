@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _activation import Scene, make_scene
+from _activation import Recorder, Scene, make_scene
 
 from nixseal.engine import generation as gen
 from nixseal.engine import manifest
 from nixseal.engine.plan import Plan, plan
 from nixseal.errors import GenerationError
-from nixseal.util import log, safepath
+from nixseal.util import safepath
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def _plan(scene: Scene, *, dry_run: bool = False) -> tuple[Plan, gen.Store | Non
         store = gen.Store.existing(top, m.mount_point, shown)
     else:
         store = gen.Store.open(top, m.mount_point, shown, None)
-    return plan(top, m, store, dry_run=dry_run, keys_gid=None, log=log.get_logger()), store
+    return plan(top, m, store, dry_run=dry_run, keys_gid=None, log=Recorder()), store
 
 
 def test_first_run_numbers_generation_one_with_a_new_key_and_no_previous(scene: Scene) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nixseal.errors import RulesError
-from nixseal.models import Generator
+from nixseal.models import Generator, GeneratorKind
 from nixseal.repo.rules import (
     check_secret_name,
     display_path,
@@ -67,7 +67,7 @@ def test_full_example_loads(tmp_path: Path) -> None:
     s = rules.secrets["grafana/admin-password"]
     assert s.hosts == ("web1", "web2")
     assert s.users == ("carol",)
-    assert s.generator == Generator("password", 40)
+    assert s.generator == Generator(GeneratorKind.PASSWORD, 40)
     assert s.rotate_after == datetime.timedelta(days=90)
     assert rules.groups["all"] == ("web1", "web2")
     refs = rules.recipients_for("grafana/admin-password")

@@ -9,8 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyrage
 from pyrage import plugin, ssh, x25519
@@ -19,6 +18,9 @@ from nixseal.age.header import parse_header
 from nixseal.errors import CryptoError, DecryptError
 from nixseal.util.keytext import looks_private, refuse, shown
 from nixseal.util.readfile import IDENTITY_LIMIT, read_regular
+
+if TYPE_CHECKING:
+    from pathlib import Path  # in annotations only: the boot path never imports pathlib
 
 _SSH_PRIVATE_MARKERS = (
     b"-----BEGIN OPENSSH PRIVATE KEY-----",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixseal.errors import UsageError
@@ -101,8 +100,8 @@ def _hand_over(activation: Activation, units: Units, log: Logger) -> bool:
     m, rooted = activation.m, activation.rooted
     return apply(
         units,
-        Path(rooted(m.restart_list_path)) if m.restart_list_path else None,
-        Path(rooted(m.reload_list_path)) if m.reload_list_path else None,
+        rooted(m.restart_list_path) if m.restart_list_path else None,
+        rooted(m.reload_list_path) if m.reload_list_path else None,
         activation.root is None,
         log,
         user=m.user_mode,
@@ -127,7 +126,7 @@ def _signal_pending(activation: Activation, log: Logger) -> int:
 def _root(value: str | None) -> str | None:
     if value is None:
         return None
-    root = os.path.abspath(value).rstrip("/")  # noqa: PTH100 (a string prefix is wanted)
-    if not Path(root or "/").is_dir():
+    root = os.path.abspath(value).rstrip("/")  # a string prefix is wanted
+    if not os.path.isdir(root or "/"):
         raise UsageError(f"--root {value}: not a directory")
     return root or None

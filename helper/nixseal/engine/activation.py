@@ -27,11 +27,10 @@ from nixseal.engine import record as rec
 from nixseal.engine.commit import Commit
 from nixseal.engine.decryption import Identities
 from nixseal.engine.manifest import Entry, Manifest
-from nixseal.engine.outcome import Outcome
 from nixseal.engine.ownership import Accounts
 from nixseal.engine.plan import plan
 from nixseal.engine.restart import Units
-from nixseal.engine.write import Writer
+from nixseal.engine.write import Outcome, Writer
 from nixseal.util import safepath
 
 if TYPE_CHECKING:

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 
 from nixseal.engine import generation as gen
 from nixseal.engine import record as rec
-from nixseal.engine.links import Links
 from nixseal.engine.manifest import Entry, Manifest
-from nixseal.engine.outcome import Outcome, os_reason
 from nixseal.engine.plan import Plan
+from nixseal.engine.write import Outcome, os_reason
 from nixseal.errors import NixsealError
 from nixseal.models import EntryState
 from nixseal.util.safepath import Dir
 
 if TYPE_CHECKING:
+    from nixseal.engine.links import Links
     from nixseal.util.log import Logger
 
 
@@ -48,14 +48,26 @@ class Commit:
         self.log = log
 
     def run(self, out: Outcome, entries: dict[str, rec.Entry]) -> None:
-        links = Links(self.top, self.store, self.m.symlink_path, self.root)
-        unlink = self._stale_links(entries, links)
+        links = self._any_links()
+        unlink = () if links is None else self._stale_links(entries, links)
         record = rec.Record(self.plan.key, entries, out.units.restart, out.units.reload, unlink)
         self.store.write_record(out.generation, self.plan.reserved, record.to_json())
         shown = self.root + self.m.symlink_path
         gen.switch(self.top, self.m.symlink_path, shown, self.store, out.generation)
-        self._links(entries, unlink, links, out)
+        if links is not None:
+            self._links(entries, unlink, links, out)
         self._prune(out.generation)
+
+    def _any_links(self) -> Links | None:
+        """Links, when there is any custom path to link or unlink; most hosts
+        have none, and then the module is not even imported."""
+        previous = self.plan.previous
+        paths = [e.path for e in self.m.entries] + [o.path for o in previous.entries.values()]
+        if not any(map(self._custom, paths)) and not (previous.record and previous.record.unlink):
+            return None
+        from nixseal.engine.links import Links
+
+        return Links(self.top, self.store, self.m.symlink_path, self.root)
 
     def _custom(self, path: str) -> bool:
         """A path outside symlinkPath, which gets a symlink into it."""

@@ -8,7 +8,6 @@ full ramfs fails entries, never the record that makes them trusted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nixseal.engine import generation as gen
@@ -22,18 +21,30 @@ if TYPE_CHECKING:
     from nixseal.util.log import Logger
 
 
-@dataclass
 class Plan:
-    """What the write and commit steps start from; the caller closes it."""
+    """What the write and commit steps start from; the caller closes it.
 
-    store: gen.Store | None  # None: a dry run before the first install
-    number: int  # of the new generation
-    live: int | None  # the generation live before this run
-    previous: Previous
-    key: bytes  # the record's HMAC key: the previous record's, or new
-    handed: bool  # the live generation's units were handed over
-    new: gen.NewGeneration | None = None  # None in a dry run
-    reserved: int = -1  # the record room's descriptor
+    A plain class, not a dataclass: defining one costs ~0.6 ms at every boot.
+    """
+
+    def __init__(
+        self,
+        store: gen.Store | None,
+        number: int,
+        live: int | None,
+        previous: Previous,
+        *,
+        key: bytes,
+        handed: bool,
+    ) -> None:
+        self.store = store  # None: a dry run before the first install
+        self.number = number  # of the new generation
+        self.live = live  # the generation live before this run
+        self.previous = previous
+        self.key = key  # the record's HMAC key: the previous record's, or new
+        self.handed = handed  # the live generation's units were handed over
+        self.new: gen.NewGeneration | None = None  # None in a dry run
+        self.reserved = -1  # the record room's descriptor
 
     def close(self) -> None:
         self.previous.close()
@@ -69,7 +80,8 @@ def plan(
                 if live is None or number > live:
                     store.remove(number)  # left half-built by a killed run
             numbers = store.numbers()
-        result = Plan(store, max([live or 0, *numbers]) + 1, live, previous, key, handed)
+        number = max([live or 0, *numbers]) + 1
+        result = Plan(store, number, live, previous, key=key, handed=handed)
         if store is not None and not dry_run:
             result.new = store.new(result.number, keys_gid)
             try:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from nixseal.util.log import Logger
 
-SYSTEMD_RUNNING = Path("/run/systemd/system")
+SYSTEMD_RUNNING = "/run/systemd/system"
 
 
 class Units(NamedTuple):
@@ -37,11 +36,11 @@ def collect(restart: Iterable[str], reload: Iterable[str]) -> Units:
     return Units(tuple(restarts), tuple(reloads))
 
 
-def append_list(path: Path, units: Iterable[str]) -> None:
+def append_list(path: str, units: Iterable[str]) -> None:
     text = "".join(f"{u}\n" for u in units)
     if not text:
         return
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, text.encode())
@@ -77,8 +76,8 @@ def systemctl(action: str, units: tuple[str, ...], log: Logger, user: bool = Fal
 
 def apply(
     units: Units,
-    restart_list: Path | None,
-    reload_list: Path | None,
+    restart_list: str | None,
+    reload_list: str | None,
     may_call_systemd: bool,
     log: Logger,
     *,
@@ -94,8 +93,8 @@ def apply(
             continue
         if list_path is not None:
             append_list(list_path, selected)
-            log.info("units queued", action=action, units=list(selected), list=str(list_path))
-        elif may_call_systemd and SYSTEMD_RUNNING.is_dir():
+            log.info("units queued", action=action, units=list(selected), list=list_path)
+        elif may_call_systemd and os.path.isdir(SYSTEMD_RUNNING):
             if systemctl(action, selected, log, user):
                 log.info("units signalled", action=action, units=list(selected))
             else:

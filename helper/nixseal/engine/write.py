@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from nixseal.engine import record as rec
 from nixseal.engine.decryption import (
@@ -24,16 +24,51 @@ from nixseal.engine.decryption import (
     to_decrypt,
 )
 from nixseal.engine.manifest import Entry, Manifest, Secret, Template
-from nixseal.engine.outcome import Installed, Outcome, os_reason
 from nixseal.engine.plan import Plan
 from nixseal.engine.previous import Kept, Value
-from nixseal.engine.render import referenced, render
-from nixseal.engine.restart import collect
+from nixseal.engine.restart import Units, collect
 from nixseal.errors import NixsealError
 from nixseal.models import EntryState
 
 if TYPE_CHECKING:
     from nixseal.util.log import Logger
+
+
+class Installed(NamedTuple):
+    """How one entry was produced into the new generation."""
+
+    state: EntryState
+    kept: Kept | None  # what the record says of the value now there
+    reason: str = ""  # why it failed
+
+
+class Outcome:
+    """What one run did (or, with dry_run, would do)."""
+
+    def __init__(self, generation: int, previous: int | None) -> None:
+        self.generation = generation
+        self.previous = previous
+        self.states: dict[EntryState, list[str]] = {}  # state -> entry keys
+        self.units = Units()
+
+    def add(self, state: EntryState, key: str) -> None:
+        # A later step (its custom link) can fail an entry counted done.
+        if state is EntryState.FAILED:
+            for keys in self.states.values():
+                if key in keys:
+                    keys.remove(key)
+        self.states.setdefault(state, []).append(key)
+
+    @property
+    def failed(self) -> list[str]:
+        return self.states.get(EntryState.FAILED, [])
+
+
+def os_reason(err: OSError) -> str:
+    """An OSError as the reason an entry failed: the file it names, then why."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
+
 
 # (uid, gid) to give an entry's file; raises for an unknown owner.
 Owners = Callable[[Entry], "tuple[int | None, int | None]"]
@@ -47,8 +82,12 @@ class Writer:
         self.ids = ids
         self.log = log
         self.values: dict[str, bytes] = {}  # secret name -> value, for templates
-        needed = (referenced(t.content, m.placeholders) for t in m.templates)
-        self.template_inputs = {name for names in needed for name in names}
+        self.template_inputs: set[str] = set()
+        if m.templates:  # most hosts have none: the renderer is imported for those that do
+            from nixseal.engine.render import referenced
+
+            needed = (referenced(t.content, m.placeholders) for t in m.templates)
+            self.template_inputs = {name for names in needed for name in names}
 
     def build(self, out: Outcome, identities: Identities) -> dict[str, rec.Entry]:
         """Produce every entry; returns the new record's entries and sets out's units."""
@@ -158,6 +197,8 @@ class Writer:
         return kept if self.plan.new.link(self.previous.old, old.rel, entry.rel) else None
 
     def _render(self, entry: Template) -> bytes:
+        from nixseal.engine.render import referenced, render
+
         names = referenced(entry.content, self.m.placeholders)
         missing = [n for n in names if n not in self.values]
         if missing:
