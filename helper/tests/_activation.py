@@ -29,6 +29,18 @@ KILL_AT_STEP = (
     " sys.exit(cli.main(sys.argv[1:]))"
 )
 
+# `nixseal` that prints, on stdout, every module the run imported.
+IMPORTED = """
+import sys
+before = set(sys.modules)
+sys.argv[0] = "nixseal"
+from nixseal.cli import main
+try:
+    main()
+finally:
+    print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
 
 @dataclass
 class Result:

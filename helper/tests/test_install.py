@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _activation import Scene, make_scene, tree
+from _activation import IMPORTED, Scene, make_scene, tree
 from conftest import HELPER_DIR, make_age_key, make_ssh_key, needs_age, needs_root
 
 from nixseal.age import crypto
@@ -696,18 +696,6 @@ def test_a_link_the_file_system_refuses_fails_that_entry_alone(scene: Scene, dee
     assert scene.generations() == [1, 2]
 
 
-_IMPORTED = """
-import sys
-before = set(sys.modules)
-sys.argv[0] = "nixseal"
-from nixseal.cli import main
-try:
-    main()
-finally:
-    print(" ".join(sorted(set(sys.modules) - before)))
-"""
-
-
 @pytest.mark.parametrize("with_template", [False, True], ids=["secrets", "template and link"])
 def test_an_install_imports_nothing_of_the_admin_side(scene: Scene, with_template: bool) -> None:
     """Every boot pays for what `nixseal install` imports: never the admin's
@@ -717,7 +705,7 @@ def test_an_install_imports_nothing_of_the_admin_side(scene: Scene, with_templat
         scene.template("t", "x", path="/etc/t.conf")
     argv = ["install", "--manifest", str(scene.write()), "--root", str(scene.root), "--no-mount"]
     proc = subprocess.run(
-        [sys.executable, "-c", _IMPORTED, *argv],
+        [sys.executable, "-c", IMPORTED, *argv],
         env={**os.environ, "PYTHONPATH": str(HELPER_DIR)},
         capture_output=True,
         text=True,

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _activation import Scene, make_scene
+from _activation import IMPORTED, Scene, make_scene
 from conftest import HELPER_DIR
 
 BUDGET = 5.0  # seconds of random runs per signal
@@ -129,17 +129,6 @@ from nixseal.cli import main
 sys.exit(main())
 """
 
-LIST = """
-import sys
-before = set(sys.modules)
-sys.argv[0] = "nixseal"
-from nixseal.cli import main
-try:
-    main()
-finally:
-    print(" ".join(sorted(set(sys.modules) - before)))
-"""
-
 
 def test_a_signal_in_the_middle_of_any_import_is_one_line(scene: Scene) -> None:
     tail = ["--log-format", "json", "install", "--manifest", str(scene.tmp / "manifest.json")]
@@ -147,7 +136,11 @@ def test_a_signal_in_the_middle_of_any_import_is_one_line(scene: Scene) -> None:
     # every module the install imports (it decrypts: the age file changed)
     scene.set_value("s0", b"x-0")
     listing = subprocess.run(
-        [sys.executable, "-c", LIST, *tail], env=_env(), capture_output=True, text=True, check=True
+        [sys.executable, "-c", IMPORTED, *tail],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     modules = listing.stdout.split()
     # each newly imported package once (its outermost new module), and
