@@ -32,6 +32,9 @@ python3Packages.buildPythonApplication {
   dependencies = [
     pyrage
     python3Packages.structlog
+    # passphrase-protected OpenSSH keys of admins (never on the boot path)
+    python3Packages.cryptography
+    python3Packages.bcrypt
   ] ++ lib.optionals (python3Packages.pythonOlder "3.11") [ python3Packages.tomli ];
 
   nativeCheckInputs = [

@@ -63,6 +63,10 @@ class LinkError(NixsealError):
     """A custom path's link cannot be placed."""
 
 
+class WrongPassphrase(CryptoError):
+    """A passphrase that does not unlock the key it was asked for."""
+
+
 class PrivateKeyError(CryptoError):
     """A private key was given where a public key belongs."""
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import subprocess
 import sys
 import time
 import types
@@ -12,7 +13,7 @@ from typing import Any
 import pyrage
 import pytest
 from _admin import Repo, make_repo, run_cli
-from conftest import AgeKey, make_age_key
+from conftest import HELPER_DIR, AgeKey, make_age_key
 
 from nixseal.age import crypto, identity
 from nixseal.errors import CryptoError, DecryptError, OpError
@@ -219,3 +220,144 @@ def test_common_key_mix_ups_are_named(repo: Repo, tmp_path: Path) -> None:
 def test_empty_identity_path_is_a_usage_error(repo: Repo) -> None:
     r = run_cli("-i", "", "decrypt", "s1", cwd=repo.root)
     assert r.code == 2 and "empty identity path" in r.err and len(r.err.splitlines()) == 1
+
+
+# --- passphrase-protected OpenSSH keys -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "terminal", "expected"),
+    [
+        ({}, True, False),  # a terminal: ask there
+        ({"DISPLAY": ":0"}, True, False),
+        ({"DISPLAY": ":0"}, False, True),  # no terminal, a display: askpass
+        ({}, False, False),  # no terminal, no display: askpass is not allowed
+        ({"SSH_ASKPASS_REQUIRE": "force"}, True, True),
+        ({"SSH_ASKPASS_REQUIRE": "force"}, False, True),
+        ({"SSH_ASKPASS_REQUIRE": "prefer", "DISPLAY": ":0"}, True, True),
+        ({"SSH_ASKPASS_REQUIRE": "prefer"}, True, False),
+        ({"SSH_ASKPASS_REQUIRE": "never", "DISPLAY": ":0"}, False, False),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, False, True),
+    ],
+)
+def test_askpass_is_used_where_openssh_uses_it(
+    env: dict[str, str], terminal: bool, expected: bool
+) -> None:
+    assert identity._use_askpass({"SSH_ASKPASS": "/bin/askpass", **env}, terminal) is expected
+    assert identity._use_askpass(env, terminal) is False  # no program named
+
+
+def _ssh_admin(repo: Repo, tmp_path: Path, passphrase: str) -> Path:
+    """Make repo's admin a passphrase-protected ssh key; three secrets for it."""
+    from test_sshkey import protected_key
+
+    key = protected_key(tmp_path, passphrase)
+    repo.admin = AgeKey("", Path(f"{key}.pub").read_text().strip(), key)
+    repo.write_rules({f"s{i}": ["web1"] for i in range(3)})
+    for i in range(3):
+        r = run_cli("encrypt", f"s{i}", stdin=f"value {i}".encode(), cwd=repo.root)
+        assert r.code == 0, r.err  # encrypting needs no key
+    return key
+
+
+def _askpass(tmp_path: Path, answer: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An SSH_ASKPASS program that prints answer and logs each prompt."""
+    log = tmp_path / "asked"
+    program = tmp_path / "askpass"
+    program.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$1\" >> {log}\nprintf '%s\\n' '{answer}'\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("SSH_ASKPASS", str(program))
+    monkeypatch.setenv("SSH_ASKPASS_REQUIRE", "force")
+    return log
+
+
+def test_a_protected_ssh_key_is_asked_for_once_per_run_through_askpass(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _ssh_admin(repo, tmp_path, "correct horse")
+    log = _askpass(tmp_path, "correct horse", monkeypatch)
+    r = run_cli("-i", str(key), "rekey", "--force", cwd=repo.root)
+    assert r.code == 0, r.err
+    assert "rekeyed 3 of 3" in r.err
+    assert log.read_text() == f"passphrase for {key}: \n"  # once for all three files
+    r = run_cli("-i", str(key), "decrypt", "s2", cwd=repo.root)
+    assert (r.code, r.out) == (0, b"value 2")
+    assert "correct horse" not in r.err
+
+
+def test_a_wrong_passphrase_is_one_line_naming_the_key_and_changes_nothing(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _ssh_admin(repo, tmp_path, "correct horse")
+    log = _askpass(tmp_path, "battery staple", monkeypatch)
+    before = {p.name: p.read_bytes() for p in repo.secrets.iterdir()}
+    r = run_cli("-i", str(key), "rekey", "--force", cwd=repo.root)
+    lines = [ln for ln in r.err.splitlines() if not ln.startswith("wrong passphrase, try again")]
+    assert r.code == 1
+    assert lines == [
+        f"nixseal rekey: error: {key}: wrong passphrase for this ssh key (3 tries); "
+        "nothing was changed"
+    ]
+    assert len(log.read_text().splitlines()) == 3
+    assert {p.name: p.read_bytes() for p in repo.secrets.iterdir()} == before
+    assert "battery staple" not in r.err
+
+
+def test_a_cancelled_askpass_is_one_line(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _ssh_admin(repo, tmp_path, "pw")
+    program = tmp_path / "cancel"
+    program.write_text("#!/bin/sh\nexit 1\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("SSH_ASKPASS", str(program))
+    monkeypatch.setenv("SSH_ASKPASS_REQUIRE", "force")
+    r = run_cli("-i", str(key), "decrypt", "s0", cwd=repo.root)
+    assert r.code == 2 and r.out == b""
+    assert (
+        r.err
+        == f"nixseal decrypt: error: passphrase for {key}: cancelled (SSH_ASKPASS {program} exited 1)\n"
+    )
+
+
+def test_a_protected_ssh_key_is_asked_for_on_the_real_terminal(repo: Repo, tmp_path: Path) -> None:
+    key = _ssh_admin(repo, tmp_path, "correct horse")
+    argv = [sys.executable, "-m", "nixseal", "-i", str(key), "rekey", "--force"]
+    code, shown, asked = _run_on_a_terminal(argv, repo.root, b"correct horse")
+    assert code == 0, shown
+    assert asked == 1 and b"rekeyed 3 of 3 secrets" in shown
+    assert b"correct horse" not in shown  # not echoed
+
+
+def test_without_terminal_or_askpass_the_error_says_how_to_give_it(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _ssh_admin(repo, tmp_path, "pw")
+    for var in ("SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nixseal", "-i", str(key), "decrypt", "s0"],
+        cwd=repo.root,
+        capture_output=True,
+        start_new_session=True,  # no controlling terminal
+        env={**os.environ, "PYTHONPATH": str(HELPER_DIR)},
+        check=False,
+    )
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert proc.stderr.decode() == (
+        f"nixseal decrypt: error: passphrase for {key}: no terminal to ask on; set "
+        "SSH_ASKPASS to a program that prints it (with SSH_ASKPASS_REQUIRE=force when "
+        "there is no display)\n"
+    )
+
+
+def test_a_wrong_key_names_the_key_files_tried(repo: Repo, tmp_path: Path) -> None:
+    other = make_age_key(tmp_path, "other.txt")
+    r = run_cli("-i", str(other.path), "-i", str(repo.admin.path), "decrypt", "s0", cwd=repo.root)
+    assert r.code == 0  # one of them matches
+    r = run_cli("-i", str(other.path), "decrypt", "s0", cwd=repo.root)
+    assert r.code == 1
+    assert r.err == (
+        f"nixseal decrypt: error: secrets/s0.age: no identity matches (tried {other.path}): "
+        "not encrypted to these keys (rekey needed?)\n"
+    )

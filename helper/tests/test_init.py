@@ -105,3 +105,38 @@ def test_unknown_login_name_asks_for_admin(tmp_path: Path, monkeypatch: pytest.M
     assert r.code == 2
     assert r.err == "nixseal init: error: cannot tell your login name; pass --admin NAME\n"
     assert not (tmp_path / "secrets").exists()
+
+
+def test_init_names_the_key_it_used_and_whether_it_has_a_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_sshkey import protected_key
+
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    locked = protected_key(home / ".ssh", "pw")  # ~/.ssh/id_ed25519, the default
+    work = tmp_path / "w1"
+    work.mkdir()
+    r = run_cli("init", "--admin", "carol", cwd=work)
+    assert r.code == 0, r.err
+    assert (
+        f"admin key: {locked}.pub (ssh-ed25519); its private key {locked} has a passphrase: "
+        "nixseal asks for it once per run (on the terminal, or through SSH_ASKPASS)"
+    ) in r.text.splitlines()
+    plain = make_ssh_key(tmp_path, name="deploy")
+    r = run_cli(
+        "init", "w2", "--admin", "carol", "--admin-key", f"{plain.private_path}.pub", cwd=tmp_path
+    )
+    assert r.code == 0, r.err
+    assert (
+        "admin key: deploy.pub (ssh-ed25519); its private key deploy has no passphrase"
+    ) in r.text.splitlines()
+    plain.private_path.unlink()  # shown relative to the working directory
+    r = run_cli(
+        "init", "w3", "--admin", "carol", "--admin-key", f"{plain.private_path}.pub", cwd=tmp_path
+    )
+    assert (
+        "admin key: deploy.pub (ssh-ed25519); no private key beside it: "
+        "decrypt with -i KEY or NIXSEAL_IDENTITY"
+    ) in r.text.splitlines()

@@ -204,7 +204,7 @@ def test_bad_secrets_fail_alone_and_keep_their_previous_value(scene: Scene) -> N
     lines = [line for line in r.err.splitlines() if line.startswith("[error")]
     assert len(lines) == 6
     reasons = "\n".join(lines)
-    assert "not encrypted to this key" in reasons
+    assert "not encrypted to these keys" in reasons
     assert "truncated or corrupt" in reasons
     assert "not an age file" in reasons
     assert "unknown owner 'mallory'" in reasons

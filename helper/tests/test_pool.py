@@ -207,8 +207,8 @@ def test_a_bad_file_among_many_fails_alone_with_the_serial_message(
     assert failed == {
         corrupt["name"]: f"{corrupt['file']}: truncated or corrupt age file "
         "(payload does not authenticate)",
-        foreign["name"]: f"{foreign['file']}: no identity matches: not encrypted to this key "
-        "(rekey needed?)",
+        foreign["name"]: f"{foreign['file']}: no identity matches "
+        f"(tried {scene.key.private_path}): not encrypted to these keys (rekey needed?)",
     }
     installed = {n: v for n, v in values.items() if n not in failed}
     assert {name: files[name][3] for name in installed} == installed

@@ -89,18 +89,19 @@ def _break_three_of_four(repo: Repo, tmp_path: Path) -> None:
     repo.write_rules({n: ["web1", "web2"] for n in "abcd"})
 
 
-NOT_YOURS = (
-    "nixseal rekey: error: secrets/a.age: no identity matches: this file is not encrypted "
-    "to your key; ask an admin whose key it is encrypted to, or re-create it with "
-    "`nixseal encrypt a`; skipped"
-)
+def not_yours(repo: Repo) -> str:
+    return (
+        f"nixseal rekey: error: secrets/a.age: no identity matches (tried {repo.admin.path}): "
+        "this file is not encrypted to your keys; ask an admin whose key it is encrypted to, "
+        "or re-create it with `nixseal encrypt a`; skipped"
+    )
 
 
 def test_undecryptable_files_are_skipped_and_the_rest_proceed(repo: Repo, tmp_path: Path) -> None:
     _break_three_of_four(repo, tmp_path)
     r = repo.run("rekey")
     assert r.code == 1
-    assert NOT_YOURS in r.err.splitlines()
+    assert not_yours(repo) in r.err.splitlines()
     assert "rekey needed" not in r.err  # rekey cannot fix a file the admin cannot read
     assert "secrets/b.age: truncated or corrupt" in r.err
     assert "secrets/c.age: not an age file" in r.err
@@ -121,7 +122,7 @@ def test_dry_run_reports_what_would_fail_and_writes_nothing(repo: Repo, tmp_path
     assert dry.out == b"d\n"  # only what a real run would re-encrypt
     errors = [line for line in dry.err.splitlines() if line.startswith("nixseal rekey: error:")]
     assert len(errors) == 3
-    assert NOT_YOURS.replace("; skipped", "; would be skipped") in errors
+    assert not_yours(repo).replace("; skipped", "; would be skipped") in errors
     assert any("secrets/b.age: truncated or corrupt" in line for line in errors)
     assert any("secrets/c.age: not an age file" in line for line in errors)
     assert "would rekey 1 of 4 secrets, 3 would fail" in dry.err

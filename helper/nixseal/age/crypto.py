@@ -6,6 +6,7 @@ may go (ramfs, stdout, a private tmpfs), never this module.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyrage
 from pyrage import plugin, ssh, x25519
 
+from nixseal.age import sshkey
 from nixseal.age.header import parse_header
 from nixseal.errors import CryptoError, DecryptError
 from nixseal.util.keytext import looks_private, refuse, shown
@@ -64,8 +66,8 @@ def identities_from_bytes(data: bytes, source: str) -> list[Identity]:
             return [Identity(source, ssh.Identity.from_buffer(data))]
         except pyrage.IdentityError as err:
             hint = ""
-            if "decrypted" in str(err) or b"aes256" in data or b"bcrypt" in data:
-                hint = " (passphrase-protected ssh keys are not supported here)"
+            if "decrypted" in str(err) or sshkey.is_protected(data):
+                hint = " (passphrase-protected: nothing can ask for its passphrase here)"
             raise CryptoError(f"{source}: unusable ssh private key: {err}{hint}") from err
     try:
         text = data.decode("utf-8")
@@ -196,18 +198,32 @@ def decrypt(data: bytes, identities: Sequence[Identity], source: str) -> bytes:
     try:
         result: bytes = pyrage.decrypt(data, [i.key for i in identities])
     except pyrage.DecryptError as err:
-        raise DecryptError(f"{source}: {_explain(data, str(err))}") from err
+        raise DecryptError(f"{source}: {_explain(data, str(err), identities)}") from err
     return result
 
 
-def _explain(data: bytes, reason: str) -> str:
+def tried(identities: Sequence[Identity]) -> str:
+    """The key files (or op:// references) identities came from, for messages:
+    under the home directory as ~/..., as a shell expands it."""
+    home = os.environ.get("HOME", "").rstrip("/")
+
+    def shown(source: str) -> str:
+        return "~" + source[len(home) :] if home and source.startswith(home + "/") else source
+
+    return ", ".join(dict.fromkeys(shown(i.source) for i in identities)) or "none"
+
+
+def _explain(data: bytes, reason: str, identities: Sequence[Identity]) -> str:
     try:
         parse_header(data, "file")
     except CryptoError as err:
         # "file: not an age file (...)": keep the part after the prefix.
         return str(err).split(": ", 1)[1]
     if "No matching keys" in reason:
-        return "no identity matches: not encrypted to this key (rekey needed?)"
+        return (
+            f"no identity matches (tried {tried(identities)}): "
+            "not encrypted to these keys (rekey needed?)"
+        )
     if "decryption error" in reason or "fill whole buffer" in reason:
         return "truncated or corrupt age file (payload does not authenticate)"
     return f"cannot decrypt: {reason}"

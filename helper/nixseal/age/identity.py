@@ -2,15 +2,19 @@
 
 An identity is given with ``-i`` (repeatable), else ``$NIXSEAL_IDENTITY``,
 else ``~/.ssh/id_ed25519``. Each one is
-- a file: an OpenSSH private key, an age identity file (comments and
-  several keys allowed), a passphrase-encrypted age identity file
-  (``age -p``; the passphrase is asked once), or a plugin identity file
-  (``AGE-PLUGIN-...`` lines, e.g. from age-plugin-yubikey);
+- a file: an OpenSSH private key (passphrase-protected or not), an age
+  identity file (comments and several keys allowed), a
+  passphrase-encrypted age identity file (``age -p``), or a plugin
+  identity file (``AGE-PLUGIN-...`` lines, e.g. from age-plugin-yubikey);
 - an ``op://vault/item/[section/]field`` reference to any of those kept in
   1Password, read through the ``op`` CLI, in memory only.
 
 Loading happens once per run and the result is reused for every file, so a
 passphrase, a 1Password approval or a PIN is asked once, not per secret.
+Passphrases are asked as OpenSSH asks them: on the terminal, or through
+the program ``$SSH_ASKPASS`` names when there is no terminal (and a
+display, or ``SSH_ASKPASS_REQUIRE=force``); ``SSH_ASKPASS_REQUIRE=prefer``
+uses it even with a terminal, ``never`` never.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from __future__ import annotations
 import getpass
 import io
 import os
+import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from nixseal.age import crypto, header
-from nixseal.errors import CryptoError, DecryptError, UsageError
+from nixseal.age import crypto, header, sshkey
+from nixseal.errors import CryptoError, DecryptError, UsageError, WrongPassphrase
 from nixseal.util.readfile import IDENTITY_LIMIT, read_regular
 
 ENV_VAR = "NIXSEAL_IDENTITY"
@@ -53,9 +58,58 @@ def _tty_prompt(message: str) -> str:
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError as err:
-        raise UsageError(f"{message.rstrip(': ')}: no terminal to ask on") from err
+        raise UsageError(
+            f"{message.rstrip(': ')}: no terminal to ask on; set SSH_ASKPASS to a "
+            "program that prints it (with SSH_ASKPASS_REQUIRE=force when there is no display)"
+        ) from err
     with io.FileIO(fd, "w+") as raw, io.TextIOWrapper(raw, encoding="utf-8") as tty:
         return getpass.getpass(message, stream=tty)
+
+
+def _has_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
+def _use_askpass(env: Mapping[str, str], terminal: bool) -> bool:
+    """OpenSSH's rule (readpass.c): askpass with a display, or when forced."""
+    allowed = bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+    wanted = False
+    require = env.get("SSH_ASKPASS_REQUIRE", "").lower()
+    if require == "force":
+        wanted = allowed = True
+    elif require == "prefer":
+        wanted = allowed
+    elif require == "never":
+        allowed = False
+    if not wanted and not terminal:
+        wanted = True
+    return wanted and allowed and bool(env.get("SSH_ASKPASS"))
+
+
+def _askpass(program: str, message: str) -> str:
+    """The passphrase as the askpass program prints it (one line)."""
+    try:
+        proc = subprocess.run(
+            [program, message], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, check=False
+        )
+    except OSError as err:
+        raise UsageError(f"SSH_ASKPASS {program}: cannot run it: {err.strerror}") from err
+    if proc.returncode != 0:
+        raise UsageError(
+            f"{message.rstrip(': ')}: cancelled (SSH_ASKPASS {program} exited {proc.returncode})"
+        )
+    return proc.stdout.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
+
+
+def ask(message: str) -> str:
+    """A passphrase or PIN, asked on the terminal or through SSH_ASKPASS."""
+    if _use_askpass(os.environ, _has_terminal()):
+        return _askpass(os.environ["SSH_ASKPASS"], message)
+    return _tty_prompt(message)
 
 
 class TerminalCallbacks:
@@ -103,22 +157,10 @@ def identities_from_data(
 ) -> list[crypto.Identity]:
     """Parse key material of any supported kind (see the module doc)."""
     if data.lstrip().startswith((header.MAGIC, header.ARMOR_BEGIN)):
-        hdr = header.parse_header(data, source)
-        if not any(s.type == "scrypt" for s in hdr.stanzas):
-            raise CryptoError(
-                f"{source}: an age file encrypted to keys, not a passphrase; "
-                "identity files may only be passphrase-encrypted (age -p)"
-            )
-        for attempt in range(_PASSPHRASE_TRIES):
-            passphrase = prompt(f"passphrase for {source}: ")
-            try:
-                plain = crypto.decrypt_with_passphrase(data, passphrase, source)
-            except DecryptError:
-                if attempt == _PASSPHRASE_TRIES - 1:
-                    raise
-                print("wrong passphrase, try again", file=sys.stderr)
-                continue
-            return identities_from_data(plain, source, prompt, callbacks)
+        plain = _open_age_passphrase_file(data, source, prompt)
+        return identities_from_data(plain, source, prompt, callbacks)
+    if sshkey.is_protected(data):
+        return crypto.identities_from_bytes(_unlock(data, source, prompt), source)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -140,6 +182,38 @@ def identities_from_data(
     if any(r.strip() and not r.strip().startswith("#") for r in rest):
         found.extend(crypto.identities_from_bytes("\n".join(rest).encode(), source))
     return found
+
+
+def _open_age_passphrase_file(data: bytes, source: str, prompt: Prompt) -> bytes:
+    """An identity file encrypted with `age -p`, decrypted in memory."""
+    hdr = header.parse_header(data, source)
+    if not any(s.type == "scrypt" for s in hdr.stanzas):
+        raise CryptoError(
+            f"{source}: an age file encrypted to keys, not a passphrase; "
+            "identity files may only be passphrase-encrypted (age -p)"
+        )
+    for _ in range(_PASSPHRASE_TRIES - 1):
+        try:
+            return crypto.decrypt_with_passphrase(
+                data, prompt(f"passphrase for {source}: "), source
+            )
+        except DecryptError:
+            print("wrong passphrase, try again", file=sys.stderr)
+    return crypto.decrypt_with_passphrase(data, prompt(f"passphrase for {source}: "), source)
+
+
+def _unlock(data: bytes, source: str, prompt: Prompt) -> bytes:
+    """A passphrase-protected OpenSSH key, unlocked in memory."""
+    for attempt in range(1, _PASSPHRASE_TRIES + 1):
+        try:
+            return sshkey.unlock(data, prompt(f"passphrase for {source}: "), source)
+        except WrongPassphrase:
+            if attempt < _PASSPHRASE_TRIES:
+                print("wrong passphrase, try again", file=sys.stderr)
+    raise WrongPassphrase(
+        f"{source}: wrong passphrase for this ssh key "
+        f"({_PASSPHRASE_TRIES} tries); nothing was changed"
+    )
 
 
 def _refuse_public_key(lines: Sequence[str], source: str) -> None:
@@ -168,15 +242,15 @@ def load(specs: Sequence[str], prompt: Prompt | None = None) -> list[crypto.Iden
     skipping one silently would only move the failure to a confusing
     "no identity matches" later.
     """
-    ask = prompt or _tty_prompt
-    callbacks = TerminalCallbacks(ask)
+    asker = prompt or ask
+    callbacks = TerminalCallbacks(asker)
     found: list[crypto.Identity] = []
     for spec in specs:
         if spec.startswith("op://"):
             from nixseal.util import op
 
             data = op.read_identity(spec)
-            found.extend(identities_from_data(data, spec, ask, callbacks))
+            found.extend(identities_from_data(data, spec, asker, callbacks))
             continue
         if not spec.strip():
             raise UsageError(f"empty identity path; pass -i IDENTITY or set ${ENV_VAR}")
@@ -188,7 +262,7 @@ def load(specs: Sequence[str], prompt: Prompt | None = None) -> list[crypto.Iden
             raise CryptoError(f"{spec}: no such identity file{hint}") from err
         except OSError as err:
             raise CryptoError(f"{spec}: cannot read identity: {err.strerror}") from err
-        found.extend(identities_from_data(data, spec, ask, callbacks))
+        found.extend(identities_from_data(data, spec, asker, callbacks))
     if not found:
         raise CryptoError("no identity given; pass -i IDENTITY or set $NIXSEAL_IDENTITY")
     return found

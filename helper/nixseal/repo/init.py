@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from nixseal.age import crypto
+from nixseal.age import crypto, sshkey
 from nixseal.errors import UsageError
 from nixseal.repo.rules import (
     RULES_DIR,
@@ -142,6 +142,21 @@ class Created(NamedTuple):
     rules_path: Path
     key: str | None  # the admin's public key written into [admins], if any
     key_path: Path | None  # the identity generated, if one was
+    key_file: Path | None  # the .pub file the key was read from, if any
+    private: Path | None  # the private key beside key_file, when there is one
+    protected: bool | None  # whether that private key has a passphrase (None: unknown)
+
+
+def _private_beside(pub: Path) -> tuple[Path | None, bool | None]:
+    """The private key a .pub file belongs to, and whether it has a passphrase."""
+    if pub.suffix != ".pub":
+        return None, None
+    private = pub.with_suffix("")
+    try:
+        data = read_regular(private, TEXT_LIMIT)
+    except OSError:
+        return None, None
+    return private, sshkey.is_protected(data)
 
 
 def create_rules(
@@ -157,8 +172,11 @@ def create_rules(
     if not _ADMIN_NAME.fullmatch(admin):
         raise UsageError(f"admin name {admin!r}: use A-Z a-z 0-9 . _ - (pass --admin NAME)")
     key_path: Path | None = None
+    key_file: Path | None = None
     if admin_key:
         key: str | None = public_key_from(admin_key)
+        if not admin_key.startswith(("age1", "ssh-")):
+            key_file = Path(admin_key).expanduser()
     elif generate:
         key_path = Path(generate).expanduser().absolute()
         if key_path.exists():
@@ -167,6 +185,7 @@ def create_rules(
     else:
         default_pub = Path("~/.ssh/id_ed25519.pub").expanduser()
         key = public_key_from(str(default_pub)) if default_pub.is_file() else None
+        key_file = default_pub if key is not None else None
     if key is not None:
         check_key(key, "--admin-key")
     new_dirs = _make_dir(rules_path.parent)
@@ -176,4 +195,5 @@ def create_rules(
     text = _TEMPLATE.format(admins=admins)
     parse_rules(text, rules_path.absolute())  # the template must always load
     _create(rules_path, display_path(rules_path), 0o644, text)
-    return Created(rules_path, key, key_path)
+    private, protected = _private_beside(key_file) if key_file else (None, None)
+    return Created(rules_path, key, key_path, key_file, private, protected)

@@ -95,7 +95,8 @@ def _decrypt_for_rekey(
         if not str(err).startswith(f"{source}: no identity matches"):
             raise
         raise DecryptError(
-            f"{source}: no identity matches: this file is not encrypted to your key; "
+            f"{source}: no identity matches (tried {crypto.tried(identities)}): "
+            "this file is not encrypted to your keys; "
             "ask an admin whose key it is encrypted to, or re-create it with "
             f"`nixseal encrypt {name}`"
         ) from err

@@ -50,6 +50,9 @@ let
     pythonOlder = _: false;
     setuptools = package "setuptools";
     structlog = package "structlog";
+    # pkgs/development/python-modules/{cryptography,bcrypt}/default.nix
+    cryptography = package "cryptography";
+    bcrypt = package "bcrypt";
     pytest = package "pytest";
     pytestCheckHook = package "pytest-check-hook";
     hypothesis = package "hypothesis";
