@@ -97,6 +97,7 @@ class CheckReportJson(TypedDict):
     rules: str
     secrets: list[CheckEntryJson]
     orphans: list[str]
+    shared_keys: list[str]  # one key given to several readers (hosts, admins, users)
 
 
 class AuditReaderJson(TypedDict):

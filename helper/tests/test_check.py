@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _admin import Repo, make_repo
+from _admin import Repo, make_repo, run_cli
 from conftest import make_age_key, needs_age
 
 
@@ -134,3 +134,31 @@ def test_fewer_age_stanzas_than_age_keys_is_stale(repo: Repo, tmp_path: Path) ->
     assert "encrypted to 1 age key(s), the rules list 2" in entry["problems"][0]
     assert repo.run("rekey", "a").code == 0
     assert repo.run("check", "a").code == 0
+
+
+def test_a_key_shared_by_two_readers_fails_the_check(repo: Repo) -> None:
+    web1 = repo.host("web1").public
+    with repo.rules.open("a") as f:
+        f.write(f'[hosts.web2]\nkey = "{web1}"\n')  # a host key copied to another host
+    r = repo.run("check")
+    assert r.code == 1
+    assert (
+        "error: host web1 and host web2 have the same key in secrets/secrets.toml; each "
+        "reader needs a key of its own; fix: give each its own key"
+    ) in r.text.splitlines()
+    assert r.text.splitlines()[-1] == "all 2 secrets match the rules, but keys are shared"
+    doc = json.loads(repo.run("check", "--json").out)
+    assert doc["ok"] is False and len(doc["shared_keys"]) == 1
+
+
+def test_a_host_key_that_is_also_an_admin_key_is_reported(repo: Repo) -> None:
+    text = repo.rules.read_text().replace(
+        f'alice = "{repo.admin.public}"', f'alice = "{repo.host("web1").public}"'
+    )
+    repo.rules.write_text(text)
+    r = run_cli("check", cwd=repo.root)
+    assert r.code == 1
+    assert (
+        "error: admin alice and host web1 have the same key in secrets/secrets.toml; "
+        "whoever is root on the host can read that key; fix: give each its own key"
+    ) in r.text.splitlines()

@@ -251,3 +251,21 @@ def test_blank_editor_variable_is_named(repo: Repo, monkeypatch: pytest.MonkeyPa
     assert r.code == 2
     assert "$EDITOR is empty" in r.err
     assert repo.decrypt("db") == b"kept"
+
+
+def test_an_emptied_value_is_refused_unless_allowed(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.encrypt("db", b"the password")
+    before = repo.age_file("db").read_bytes()
+    monkeypatch.setenv("EDIT_ACTION", "replace:")
+    r = repo.run("edit", "db")
+    assert r.code == 2
+    assert r.err == (
+        "nixseal edit: error: db: the edited value is empty; not changed "
+        "(--allow-empty to store it)\n"
+    )
+    assert repo.age_file("db").read_bytes() == before
+    r = repo.run("edit", "--allow-empty", "db")
+    assert r.code == 0, r.err
+    assert repo.decrypt("db") == b""

@@ -198,12 +198,17 @@ def test_many_files_are_rekeyed_by_workers_with_failures_named(
             assert crypto.decrypt(repo.age_file(n).read_bytes(), web2, n) == n.encode()
 
 
-def test_missing_file_warning_names_the_command_that_creates_it(repo: Repo) -> None:
+def test_a_missing_file_fails_the_rekey_naming_the_command_that_creates_it(repo: Repo) -> None:
     # A generated secret gets its first value from rotate, as `check` says too.
     repo.write_rules({"a": ["web1"], "b": ["web1"], "c": []})
     with repo.rules.open("a") as f:
         f.write('[secrets.gen]\ngenerator = "hex"\n[secrets.manual]\n')
     r = repo.run("rekey")
-    assert "secrets/gen.age is missing; nothing to rekey (create it: nixseal rotate gen)" in r.err
+    assert r.code == 1  # CI must not pass a secret the hosts cannot get
+    assert (
+        "nixseal rekey: error: secrets/gen.age is missing; nothing to rekey "
+        "(create it: nixseal rotate gen)"
+    ) in r.err.splitlines()
     assert "(create it: nixseal edit manual)" in r.err
+    assert r.err.splitlines()[-1].endswith(", 2 missing")
     assert "fix: nixseal rotate gen" in repo.run("check").text

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from _admin import make_repo
 from conftest import make_age_key, make_ssh_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -314,3 +315,21 @@ def test_every_verb_reports_bad_rules_in_one_line_and_changes_nothing(
     assert r.err.startswith(f"nixseal {verb[0]}: error: secrets/secrets.toml: ")
     assert "plaintext-value" not in r.err and r.out == b""
     assert {p: p.read_bytes() for p in path.parent.iterdir()} == before
+
+
+def test_a_mistyped_name_gets_the_nearest_names(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write_rules({"grafana/admin-password": ["web1"], "grafana/db": ["web1"]})
+    r = repo.run("decrypt", "grafana/admin-pasword")
+    assert r.code == 1
+    assert r.err == (
+        "nixseal decrypt: error: secrets/secrets.toml: no secret 'grafana/admin-pasword'; "
+        "did you mean 'grafana/admin-password'?\n"
+    )
+    r = repo.run("decrypt", "nothing-like-it")
+    assert 'add a [secrets."nothing-like-it"] table to the rules' in r.err
+    with repo.rules.open("a") as f:
+        f.write('[secrets.typo]\nhosts = ["web01"]\n[secrets.group]\nhosts = ["@webs"]\n')
+    r = repo.run("check")
+    assert r.code == 1
+    assert "[secrets.\"typo\"] hosts: unknown host 'web01'; did you mean 'web1'?" in r.err

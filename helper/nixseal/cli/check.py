@@ -12,7 +12,7 @@ import json
 
 from nixseal.repo import drift
 from nixseal.repo.context import Context
-from nixseal.repo.findings import findings, fix_for, report
+from nixseal.repo.findings import findings, fix_for, report, shared_keys
 from nixseal.util.paths import display_path
 
 
@@ -30,8 +30,12 @@ def run(args: argparse.Namespace) -> int:
     bad = [d for d in results if d.status != drift.OK]
     orphans = [] if args.names else drift.orphans(rules)
     if args.json:
-        print(json.dumps(report(rules, results, orphans), indent=2))
-        return 1 if bad else 0
+        doc = report(rules, results, orphans)
+        print(json.dumps(doc, indent=2))
+        return 0 if doc["ok"] else 1
+    shared = shared_keys(rules)
+    for line in shared:
+        print(f"error: {line}; fix: give each its own key")
     for d in bad:
         fix = fix_for(rules, d)
         for line in findings(d):
@@ -40,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {display_path(p)}: no secret in the rules names this file")
     if bad:
         print(f"{len(bad)} of {len(results)} secrets need attention")
+        return 1
+    if shared:
+        print(f"all {len(results)} secrets match the rules, but keys are shared")
         return 1
     print(f"all {len(results)} secrets match the rules")
     return 0

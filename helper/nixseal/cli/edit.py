@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nixseal.errors import UsageError
 from nixseal.repo.context import Context, decrypt_secret, encrypt_secret
 from nixseal.repo.edit import cleanup_on_signals, edit_privately
 from nixseal.util import log
@@ -15,6 +16,9 @@ from nixseal.util import log
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="secret name, as in the rules")
+    parser.add_argument(
+        "--allow-empty", action="store_true", help="store an empty value instead of refusing it"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
         if not edited and not exists:
             print(f"{name}: empty, not created", file=sys.stderr)
             return 0
+        if not edited and not args.allow_empty:
+            # An editor that saved nothing (a crash, :wq on a wiped buffer)
+            # must not wipe the secret on the hosts.
+            raise UsageError(
+                f"{name}: the edited value is empty; not changed (--allow-empty to store it)"
+            )
         encrypt_secret(ctx, name, edited, new_value=True)
     logger.info("edited" if exists else "created", secret=name)
     return 0

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     p = plan(ctx, names, args.force)
     for name in p.missing:
         print(
-            f"warning: {display_path(ctx.rules.file_for(name))} is missing; "
+            f"nixseal rekey: error: {display_path(ctx.rules.file_for(name))} is missing; "
             f"nothing to rekey (create it: {create_command(ctx.rules, name)})",
             file=sys.stderr,
         )
@@ -51,5 +51,8 @@ def run(args: argparse.Namespace) -> int:
         summary += f", {len(p.fresh)} already up to date"
     if p.failed:
         summary += f", {len(p.failed)} {'would fail' if args.dry_run else 'failed'}"
+    if p.missing:
+        summary += f", {len(p.missing)} missing"
     print(summary, file=sys.stderr)
-    return 1 if p.failed else 0
+    # A missing file is a secret the hosts cannot get: CI must not pass it.
+    return 1 if p.failed or p.missing else 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from nixseal.models import CheckEntryJson, CheckReportJson
 from nixseal.repo import drift
 from nixseal.repo.context import create_command
-from nixseal.repo.rules import Rules
+from nixseal.repo.rules import Rules, recipient_id
 from nixseal.util.paths import display_path
 
 
@@ -52,13 +52,37 @@ def to_json(rules: Rules, d: drift.Drift) -> CheckEntryJson:
     }
 
 
+def shared_keys(rules: Rules) -> list[str]:
+    """One line per key the rules give to several readers: a host key copied
+    to another host, or an admin's key that is also a host's."""
+    owners: dict[str, list[str]] = {}
+    for kind, keys in (
+        ("admin", dict(rules.admins)),
+        ("host", {n: h.key for n, h in rules.hosts.items()}),
+        ("user", {n: u.key for n, u in rules.users.items()}),
+    ):
+        for name, key in keys.items():
+            owners.setdefault(recipient_id(key), []).append(f"{kind} {name}")
+    where = display_path(rules.path)
+    lines = []
+    for who in owners.values():
+        if len(who) < 2:
+            continue
+        why = "each reader needs a key of its own"
+        if any(w.startswith("host ") for w in who) and any(not w.startswith("host ") for w in who):
+            why = "whoever is root on the host can read that key"
+        lines.append(f"{' and '.join(who)} have the same key in {where}; {why}")
+    return lines
+
+
 def report(
     rules: Rules, results: Sequence[drift.Drift], orphans: Sequence[Path]
 ) -> CheckReportJson:
     """`check --json`: every secret inspected, and files no secret names."""
     return {
-        "ok": all(d.status == drift.OK for d in results),
+        "ok": all(d.status == drift.OK for d in results) and not shared_keys(rules),
         "rules": display_path(rules.path),
         "secrets": [to_json(rules, d) for d in results],
         "orphans": [display_path(p) for p in orphans],
+        "shared_keys": shared_keys(rules),
     }

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,19 @@ KEY_FIX = (
     "give the whole public key: age1..., or ssh-ed25519 AAAA... / ssh-rsa AAAA... "
     "(the line of the .pub file)"
 )
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """ "did you mean 'a' or 'b'?" for the known names nearest to a mistyped
+    one, or "" when none is near."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _unknown(kind: str, name: str, known: Iterable[str], otherwise: str) -> str:
+    return f"unknown {kind} {name!r}; {did_you_mean(name, known) or otherwise}"
 
 
 def check_key(key: str, where: str) -> None:
@@ -127,10 +140,12 @@ class Rules:
                 check_secret_name(name, "")
             except RulesError as err:  # a name given on the command line
                 raise RulesError(str(err).removeprefix(": ")) from err
-            raise RulesError(
-                f"{display_path(self.path)}: no secret {name!r}; "
-                f"add a [secrets.{toml_string(name)}] table to the rules"
-            )
+            where = display_path(self.path)
+            hint = did_you_mean(name, self.secrets)
+            if hint:
+                raise RulesError(f"{where}: no secret {name!r}; {hint}")
+            table = f"[secrets.{toml_string(name)}]"
+            raise RulesError(f"{where}: no secret {name!r}; add a {table} table to the rules")
         return rule
 
     def select(self, names: Sequence[str], *, default_all: bool = True) -> list[str]:
@@ -404,7 +419,7 @@ class _Parser:
             elif m in hosts:
                 out.append(m)
             else:
-                raise self.fail("groups", group, f"unknown host {m!r}; add [hosts.{m}]")
+                raise self.fail("groups", group, _unknown("host", m, hosts, f"add [hosts.{m}]"))
         return tuple(dict.fromkeys(out))
 
     def names(self, table: str, key: str, value: Any) -> list[str]:
@@ -474,12 +489,13 @@ class _Parser:
         for h in self.names(table, "hosts", value):
             if h.startswith("@"):
                 if h[1:] not in groups:
-                    raise self.fail(table, "hosts", f"unknown group {h!r}; add it to [groups]")
+                    hint = _unknown("group", h, [f"@{g}" for g in groups], "add it to [groups]")
+                    raise self.fail(table, "hosts", hint)
                 out.extend(groups[h[1:]])
             elif h in hosts:
                 out.append(h)
             else:
-                raise self.fail(table, "hosts", f"unknown host {h!r}; add [hosts.{h}]")
+                raise self.fail(table, "hosts", _unknown("host", h, hosts, f"add [hosts.{h}]"))
         return out
 
     def generator(self, table: str, value: Any) -> Generator | None:
