@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from _admin import Repo, make_repo, run_cli
-from conftest import make_age_key, make_ssh_key, needs_nix
+from conftest import make_age_key, make_ssh_key, needs_nix, needs_root
 
 from nixseal.age import crypto
 from nixseal.repo.rules import load_rules
@@ -188,8 +192,155 @@ def test_rules_elsewhere_than_the_files_are_warned_about(
     repo, _ = agenix
     r = run_cli("import-agenix", "secrets/secrets.nix", "-o", "rules.toml", cwd=repo.root)
     assert r.code == 0, r.err
-    assert (
-        "warning: the rules expect the .age files beside rules.toml; move them there from secrets"
-        in r.text
-    )
+    moves = r.text.split("move them (or pass --move):\n")[1].splitlines()[:3]
+    assert sorted(moves) == [
+        "  git mv secrets/db/password.age db/password.age",
+        "  git mv secrets/grafana.age grafana.age",
+        "  git mv secrets/tls.age tls.age",
+    ]
     assert "note: nixseal looks for secrets/secrets.toml; pass --rules rules.toml" in r.text
+
+
+def _root_layout(tmp_path: Path, attrs: dict[str, list[str]], extra: str = "") -> Repo:
+    """agenix's most common layout: secrets.nix at the repository root."""
+    repo = make_repo(tmp_path)
+    web1 = " ".join(repo.host("web1").public.split()[:2]) + " root@web1"
+    keys = {"alice": repo.admin.public, "web1": web1}
+    lines = [f'"{a}".publicKeys = [ {" ".join(who)} ];' for a, who in attrs.items()]
+    (repo.root / "secrets.nix").write_text(
+        f'let\n  alice = "{keys["alice"]}";\n  web1 = "{keys["web1"]}";\n{extra}in {{\n'
+        + "\n".join(lines)
+        + "\n}\n"
+    )
+    for attr, who in attrs.items():
+        encrypt_to(repo.root / attr, [keys[w] for w in who], f"value of {attr}".encode())
+    return repo
+
+
+def test_a_secrets_nix_at_the_root_imports_where_nixseal_finds_it(tmp_path: Path) -> None:
+    repo = _root_layout(
+        tmp_path, {"secrets/a.age": ["alice", "web1"], "secrets/b/c.age": ["alice", "web1"]}
+    )
+    r = run_cli("import-agenix", "secrets.nix", cwd=repo.root)
+    assert r.code == 0, r.err
+    assert r.text.splitlines()[0] == (
+        "created secrets/secrets.toml: 1 admins, 1 hosts, 0 users, 2 secrets (2 files verified)"
+    )
+    assert "move" not in r.text and "note:" not in r.text and "edit" not in r.text
+    assert r.text.splitlines()[-1] == "then run: nixseal check"
+    assert set(load_rules(repo.rules).secrets) == {"a", "b/c"}
+    # from the repository root, with no --rules
+    assert run_cli("check", cwd=repo.root).code == 0
+    assert repo.decrypt("b/c") == b"value of secrets/b/c.age"
+    text = repo.rules.read_text().replace('hosts = ["web1"]', 'hosts = ["web1", "web2"]')
+    repo.rules.write_text(text + f'\n[hosts.web2]\nkey = "{repo.host("web2").public}"\n')
+    r = repo.run("rekey")
+    assert r.code == 0 and "rekeyed 2 of 2" in r.err
+    assert run_cli("check", cwd=repo.root).code == 0
+
+
+def test_files_the_rules_expect_elsewhere_are_moved_with_git_mv(tmp_path: Path) -> None:
+    repo = _root_layout(tmp_path, {"a.age": ["alice", "web1"], "secrets/b.age": ["alice", "web1"]})
+    git = ["git", "-C", str(repo.root), "-c", "user.email=a@b", "-c", "user.name=a"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "a.age", "secrets/b.age", "secrets.nix"], check=True)
+    subprocess.run([*git, "commit", "-qm", "agenix"], check=True)
+    r = run_cli("import-agenix", "secrets.nix", cwd=repo.root)
+    assert r.code == 0, r.err
+    assert "  git mv a.age secrets/a.age" in r.text.splitlines()
+    assert run_cli("check", cwd=repo.root).code == 1  # a.age is not where the rules look
+    repo.rules.unlink()
+    (repo.secrets / "secrets.state.json").unlink()
+    r = run_cli("import-agenix", "secrets.nix", "--move", cwd=repo.root)
+    assert r.code == 0, r.err
+    assert "moved a.age to secrets/a.age" in r.text and "2 files verified" in r.text
+    status = subprocess.run(
+        [*git, "status", "--porcelain"], capture_output=True, text=True, check=True
+    )
+    assert "R  a.age -> secrets/a.age" in status.stdout.splitlines()
+    assert run_cli("check", cwd=repo.root).code == 0
+    assert repo.decrypt("a") == b"value of a.age"
+
+
+def test_guesses_from_a_shared_list_are_marked_for_review(tmp_path: Path) -> None:
+    """`all = users ++ systems`: every key is in every secret, so "listed for
+    every secret" says nothing; the admin guesses must not pass silently."""
+    repo = make_repo(tmp_path)
+    keys = repo.root / "keys"
+    bob = " ".join(make_ssh_key(keys, name="bob").public.split()[:2])
+    web1 = " ".join(repo.host("web1").public.split()[:2]) + " root@web1"
+    (repo.root / "secrets.nix").write_text(
+        f'let\n  alice = "{repo.admin.public}";\n  bob = "{bob}";\n  web1 = "{web1}";\n'
+        "  users = [ alice bob ];\n  systems = [ web1 ];\n  all = users ++ systems;\nin {\n"
+        '  "secrets/a.age".publicKeys = all;\n  "secrets/b.age".publicKeys = all;\n}\n'
+    )
+    r = run_cli("import-agenix", "secrets.nix", cwd=repo.root)
+    assert r.code == 0, r.err
+    review = r.text.split("review these guesses (marked REVIEW in secrets/secrets.toml):\n")[1]
+    assert review.splitlines()[:2] == [
+        "  alice (admin: every secret has the same readers)",
+        "  bob (admin: every secret has the same readers)",
+    ]
+    text = repo.rules.read_text()
+    assert "# guessed: every secret has the same readers; REVIEW" in text
+    assert "[hosts.web1]  # guessed: in a list named like hosts" in text
+    assert load_rules(repo.rules).admins.keys() == {"alice", "bob"}
+
+
+def test_a_secrets_nix_that_does_not_evaluate_keeps_nix_location(tmp_path: Path) -> None:
+    (tmp_path / "secrets.nix").write_text('let a = "x"; in {\n  "a.age".publicKeys = [ b ];\n}\n')
+    r = run_cli("import-agenix", "secrets.nix", cwd=tmp_path)
+    assert r.code == 1
+    assert r.err == (
+        "nixseal import-agenix: error: secrets.nix: nix-instantiate failed: error: undefined "
+        f"variable 'b' (at {tmp_path}/secrets.nix:2:26)\n"
+    )
+
+
+@needs_root
+def test_evaluation_needs_no_store_as_a_normal_user_without_a_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian's nix-bin has no daemon: a normal user cannot open a store.
+    nix-instantiate runs here as nobody, through a stand-in on PATH."""
+    public = Path(tempfile.mkdtemp(prefix="nixseal-agenix-"))
+    try:
+        public.chmod(0o755)
+        key = make_age_key(tmp_path).public
+        (public / "secrets.nix").write_text(f'{{ "a.age".publicKeys = [ "{key}" ]; }}\n')
+        (public / "secrets.nix").chmod(0o644)
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        wrapper = bin_dir / "nix-instantiate"
+        real = shutil.which("nix-instantiate")
+        wrapper.write_text(
+            "#!/bin/sh\nexport HOME=/nonexistent\n"  # a normal user's own home, not root's
+            f'exec setpriv --reuid=65534 --regid=65534 --clear-groups {real} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        plain = subprocess.run(
+            [str(wrapper), "--eval", "--strict", "--json", str(public / "secrets.nix")],
+            capture_output=True, text=True, check=False, cwd="/",
+        )  # fmt: skip
+        assert plain.returncode != 0  # the store is what fails, not the file
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+        r = run_cli("import-agenix", str(public / "secrets.nix"), "-o", str(tmp_path / "r.toml"))
+        assert r.code == 0, r.err
+        assert list(load_rules(tmp_path / "r.toml").secrets) == ["a"]
+    finally:
+        shutil.rmtree(public)
+
+
+def test_rules_without_an_admin_say_so(tmp_path: Path) -> None:
+    """Every key in a list named like machines: all hosts, nobody to rekey."""
+    a, b = make_age_key(tmp_path, "a.txt").public, make_age_key(tmp_path, "b.txt").public
+    (tmp_path / "secrets.nix").write_text(
+        f'let\n  pc = "{a}";\n  laptop = "{b}";\n  all-machines = [ pc laptop ];\nin {{\n'
+        '  "secrets/x.age".publicKeys = all-machines;\n}\n'
+    )
+    r = run_cli("import-agenix", "secrets.nix", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert (
+        "warning: no admin in secrets/secrets.toml: only hosts can decrypt these secrets; "
+        "add your own key to [admins] before you rekey or edit"
+    ) in r.text.splitlines()
