@@ -78,6 +78,21 @@ def public_tmp() -> Iterator[Path]:
         shutil.rmtree(path)
 
 
+def readable_packages(into: Path) -> str:
+    """A PYTHONPATH holding nixseal and what it imports at install, copied
+    where the scenario's user can read them: a checkout (and its
+    virtualenv) may sit in a directory only its owner can enter."""
+    import importlib
+
+    into.mkdir(mode=0o755)
+    for name in ("nixseal", "structlog", "pyrage"):
+        package = Path(importlib.import_module(name).__file__ or "").parent
+        shutil.copytree(package, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in into.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return str(into)
+
+
 class Checker:
     """Asserts one step's expectations against what the twin produced."""
 
@@ -227,6 +242,7 @@ def test_home_scenario(name: str, evaluated: dict[str, Any], public_tmp: Path) -
     # TEST-ONLY KEY, committed on purpose: the user's own key.
     place_key(committed_key(home["key"]), Path(str(root) + home["keyPath"]), uid, gid)
     runtime = f"/run/user/{uid}"
+    packages = readable_packages(public_tmp / "packages")
     ns = Namespace(root)
     check = Checker(ns, root, acc, runtime)
     try:
@@ -239,7 +255,11 @@ def test_home_scenario(name: str, evaluated: dict[str, Any], public_tmp: Path) -
             path = write_manifest(root / f"manifest-{i}.json", system["manifest"], root)
             path.chmod(0o644)
             argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
-            env = {"XDG_RUNTIME_DIR": str(root) + runtime, "HOME": str(root) + f"/home/{uid}"}
+            env = {
+                "XDG_RUNTIME_DIR": str(root) + runtime,
+                "HOME": str(root) + f"/home/{uid}",
+                "PYTHONPATH": packages,
+            }
             proc = ns.run([*argv, *nixseal("install", "--manifest", str(path))], env)
             check.units(where, step, [Run(proc.returncode, proc.stderr)])
             check.files(where, step.get("files", {}), step.get("links", {}))
