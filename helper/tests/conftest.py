@@ -22,6 +22,14 @@ NIXPKGS_LIB = Path(os.environ.get("NIXPKGS_LIB", "/opt/nixpkgs-lib"))
 # per-flake SQLite eval cache then reports "busy" and the lookup of an
 # output fails as if it were missing, so the cache stays off.
 NIX_CONFIG = "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
+if os.geteuid() != 0:
+    # A normal user cannot open the system's store without a daemon (Debian's
+    # nix-bin has none): evaluate against a store of the user's own, which
+    # Nix creates on first use (sources copied there; nothing is built).
+    _cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    NIX_CONFIG += f"store = {_cache / 'nixseal-tests' / 'nix'}\n"
+# Every Nix a test starts gets these settings, however it builds its environment.
+os.environ["NIX_CONFIG"] = os.environ.get("NIX_CONFIG", "") + "\n" + NIX_CONFIG
 
 
 def _can_unshare() -> bool:

@@ -244,3 +244,36 @@ def test_open_dir_refuses_an_unsafe_transition(tmp_path: Path) -> None:
         (tmp_path / "etc/app").symlink_to("/etc")
     with safepath.open_root(str(tmp_path)) as root, safepath.open_dir(root, "/etc/app", {0}) as d:
         assert d.path == str(tmp_path / "etc")
+
+
+_DEEP_WALK = """
+import os, resource, sys
+from nixseal.util import safepath
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+top = safepath.open_root(sys.argv[1])
+d = safepath.open_dir(top, "/" + "/".join(["d"] * 600), None, create=0o755)
+print(d.path.count("/d"), resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 256)
+"""
+
+
+def test_a_path_deeper_than_the_soft_limit_of_open_files_is_walked(tmp_path: Path) -> None:
+    """A walk holds a descriptor per level: past the soft limit (1,024 by
+    default; 256 here) it raises the limit to the hard one instead of
+    failing with "Too many open files"."""
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import HELPER_DIR
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1024:
+        pytest.skip("the hard limit of open files is below 1,024 here")
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEEP_WALK, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(HELPER_DIR)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["600", "True"]

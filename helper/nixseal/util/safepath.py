@@ -163,7 +163,7 @@ class _Walk:
             if not stat.S_ISDIR(st.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), where)
             try:
-                fd = os.open(name, _DIR, dir_fd=here.fd)
+                fd = _open_at(name, here.fd)
             except OSError as err:
                 if err.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
                     continue  # swapped since the lstat: look again
@@ -189,7 +189,7 @@ class _Walk:
             os.mkdir(name, self.create, dir_fd=here.fd)
         except FileExistsError:
             return None
-        fd = os.open(name, _DIR, dir_fd=here.fd)
+        fd = _open_at(name, here.fd)
         os.fchmod(fd, self.create)  # the umask must not narrow it
         # In a user's directory, what is made is the user's (as the rest of the chain).
         os.fchown(fd, self.chain_uid or -1, -1 if self.gid is None else self.gid)
@@ -206,6 +206,28 @@ class _Walk:
                 self.stack.pop().close()
             self.admit(self.stack[0].uid, self.stack[0].path, "symlink")
         self.todo.extend(reversed(target.split("/")))
+
+
+def _open_at(name: str, dir_fd: int) -> int:
+    try:
+        return os.open(name, _DIR, dir_fd=dir_fd)
+    except OSError as err:
+        if err.errno != errno.EMFILE or not _more_descriptors():
+            raise
+    return os.open(name, _DIR, dir_fd=dir_fd)
+
+
+def _more_descriptors() -> bool:
+    """Raise the soft limit of open files to the hard one, once: a walk holds
+    a descriptor per level, and a path may be deeper than the usual soft
+    limit of 1,024 (the hard limit of a systemd service is far higher)."""
+    import resource  # only on this rare path
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= hard:
+        return False
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return True
 
 
 def open_root(path: str | None) -> Dir:
