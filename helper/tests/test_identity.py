@@ -99,6 +99,16 @@ def _run_on_a_terminal(argv: list[str], cwd: Path, answer: bytes) -> tuple[int, 
     return os.waitstatus_to_exitcode(status), shown, asked
 
 
+def _rekey_three_on_a_terminal(repo: Repo, key: Path) -> None:
+    """rekey --force of three secrets on a pseudo-terminal, answering "correct
+    horse": asked once, never echoed."""
+    argv = [sys.executable, "-m", "nixseal", "-i", str(key), "rekey", "--force"]
+    code, shown, asked = _run_on_a_terminal(argv, repo.root, b"correct horse")
+    assert code == 0, shown
+    assert asked == 1 and b"rekeyed 3 of 3 secrets" in shown
+    assert b"correct horse" not in shown  # not echoed
+
+
 def test_passphrase_is_asked_on_the_real_terminal_once(
     repo: Repo, locked_key: tuple[AgeKey, bytes], tmp_path: Path
 ) -> None:
@@ -109,11 +119,7 @@ def test_passphrase_is_asked_on_the_real_terminal_once(
         repo.encrypt(f"s{i}", f"value {i}".encode())
     locked = tmp_path / "admin.key.age"
     locked.write_bytes(blob)
-    argv = [sys.executable, "-m", "nixseal", "-i", str(locked), "rekey", "--force"]
-    code, shown, asked = _run_on_a_terminal(argv, repo.root, b"correct horse")
-    assert code == 0, shown
-    assert asked == 1 and b"rekeyed 3 of 3 secrets" in shown
-    assert b"correct horse" not in shown  # not echoed
+    _rekey_three_on_a_terminal(repo, locked)
 
 
 def test_wrong_passphrase_fails_cleanly(
@@ -322,11 +328,7 @@ def test_a_cancelled_askpass_is_one_line(
 
 def test_a_protected_ssh_key_is_asked_for_on_the_real_terminal(repo: Repo, tmp_path: Path) -> None:
     key = _ssh_admin(repo, tmp_path, "correct horse")
-    argv = [sys.executable, "-m", "nixseal", "-i", str(key), "rekey", "--force"]
-    code, shown, asked = _run_on_a_terminal(argv, repo.root, b"correct horse")
-    assert code == 0, shown
-    assert asked == 1 and b"rekeyed 3 of 3 secrets" in shown
-    assert b"correct horse" not in shown  # not echoed
+    _rekey_three_on_a_terminal(repo, key)
 
 
 def test_without_terminal_or_askpass_the_error_says_how_to_give_it(
