@@ -79,10 +79,11 @@ def report(
     rules: Rules, results: Sequence[drift.Drift], orphans: Sequence[Path]
 ) -> CheckReportJson:
     """`check --json`: every secret inspected, and files no secret names."""
+    shared = shared_keys(rules)
     return {
-        "ok": all(d.status == drift.OK for d in results) and not shared_keys(rules),
+        "ok": all(d.status == drift.OK for d in results) and not shared,
         "rules": display_path(rules.path),
         "secrets": [to_json(rules, d) for d in results],
         "orphans": [display_path(p) for p in orphans],
-        "shared_keys": shared_keys(rules),
+        "shared_keys": shared,
     }
