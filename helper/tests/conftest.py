@@ -22,14 +22,22 @@ NIXPKGS_LIB = Path(os.environ.get("NIXPKGS_LIB", "/opt/nixpkgs-lib"))
 # per-flake SQLite eval cache then reports "busy" and the lookup of an
 # output fails as if it were missing, so the cache stays off.
 NIX_CONFIG = "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
+# A normal user cannot open the system's store without a daemon (Debian's
+# nix-bin has none): evaluate against a store of the user's own, which Nix
+# creates on first use (sources copied there; nothing is built). Its paths
+# still read /nix/store/...; on disk they are under USER_STORE.
+USER_STORE: Path | None = None
 if os.geteuid() != 0:
-    # A normal user cannot open the system's store without a daemon (Debian's
-    # nix-bin has none): evaluate against a store of the user's own, which
-    # Nix creates on first use (sources copied there; nothing is built).
     _cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    NIX_CONFIG += f"store = {_cache / 'nixseal-tests' / 'nix'}\n"
+    USER_STORE = _cache / "nixseal-tests" / "nix"
+    NIX_CONFIG += f"store = {USER_STORE}\n"
 # Every Nix a test starts gets these settings, however it builds its environment.
 os.environ["NIX_CONFIG"] = os.environ.get("NIX_CONFIG", "") + "\n" + NIX_CONFIG
+
+
+def on_disk(text: str) -> str:
+    """text with the store paths it names made the paths this process can open."""
+    return text if USER_STORE is None else text.replace("/nix/store/", f"{USER_STORE}/nix/store/")
 
 
 def _can_unshare() -> bool:

@@ -140,12 +140,12 @@ def test_relative_targets_resolve_physically(tmp_path: Path) -> None:
     /run) point from where the directory physically is."""
     (tmp_path / "real/run/secrets.d/3").mkdir(parents=True)
     (tmp_path / "var").mkdir()
-    (tmp_path / "var/run").symlink_to(tmp_path / "real/run")
+    (tmp_path / "var/run").symlink_to("../real/run")  # relative: a test user may run it
     (tmp_path / "real/run/secrets.d/3/x").write_text("x")
     with safepath.open_root(None) as top:
         store = gen.Store.open(top, f"{tmp_path}/real/run/secrets.d", "secrets.d", None)
         gen.switch(top, f"{tmp_path}/real/run/secrets", "secrets", store, 3)
-        with safepath.open_dir(top, f"{tmp_path}/var/run", {0}) as d:
+        with safepath.open_dir(top, f"{tmp_path}/var/run", {0, os.geteuid()}) as d:
             assert d.path == f"{tmp_path}/real/run"
             target = f"{safepath.relative(d.path, d.path + '/secrets')}/x"
             safepath.place_symlink(d, "app-x", target)

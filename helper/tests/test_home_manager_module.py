@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from _nixeval import BASE_HOME as BASE_HOME_EXPR
 from _nixeval import NixEvalError, evaluate, home, nix_string
-from conftest import make_age_key, needs_nix
+from conftest import make_age_key, needs_nix, on_disk
 
 from nixseal.age import crypto
 from nixseal.engine import manifest as manifest_mod
@@ -197,7 +197,7 @@ def test_user_unit_installs_with_the_users_own_key(tmp_path: Path) -> None:
         readonly=False,  # copy the encrypted file into the store, as a real build does
     )
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(m))
+    manifest.write_text(on_disk(json.dumps(m)))
     runtime = tmp_path / "run-user"
     runtime.mkdir(mode=0o700)
     env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))

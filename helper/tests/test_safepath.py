@@ -246,12 +246,14 @@ def test_open_dir_refuses_an_unsafe_transition(tmp_path: Path) -> None:
         assert d.path == str(tmp_path / "etc")
 
 
+# The limit is set before the interpreter starts and `resource` is imported
+# after the walk: the walk must import it while descriptors are left.
 _DEEP_WALK = """
-import os, resource, sys
+import os, sys
 from nixseal.util import safepath
-resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 top = safepath.open_root(sys.argv[1])
 d = safepath.open_dir(top, "/" + "/".join(["d"] * 600), None, create=0o755)
+import resource
 print(d.path.count("/d"), resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 256)
 """
 
@@ -268,9 +270,11 @@ def test_a_path_deeper_than_the_soft_limit_of_open_files_is_walked(tmp_path: Pat
 
     if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1024:
         pytest.skip("the hard limit of open files is below 1,024 here")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     proc = subprocess.run(
         [sys.executable, "-c", _DEEP_WALK, str(tmp_path)],
         env={**os.environ, "PYTHONPATH": str(HELPER_DIR)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
         capture_output=True,
         text=True,
         check=False,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from _nixeval import BASE_HOST as BASE_HOST_EXPR
 from _nixeval import NixEvalError, evaluate, failed, host, host_many, nix_env, nix_string
-from conftest import REPO_ROOT, SshKey, make_ssh_key, needs_nix, needs_root
+from conftest import REPO_ROOT, SshKey, make_ssh_key, needs_nix, needs_root, on_disk
 
 from nixseal.age import crypto
 from nixseal.engine import manifest as manifest_mod
@@ -734,7 +734,7 @@ def fake_package(tmp_path: Path) -> Path:
 
 def run_build_command(drv: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(drv["manifest"])
+    manifest.write_text(on_disk(drv["manifest"]))
     env = {
         "PATH": os.environ["PATH"],
         "manifestPath": str(manifest),
