@@ -1,6 +1,6 @@
 # The nixseal helper and CLI. `nixseal install` runs at every boot and
 # switch; the admin verbs run on admins' machines. One package for both.
-{ lib, python3Packages, age, openssh, git, coreutils }:
+{ lib, stdenv, python3Packages, age, openssh, git, coreutils, installShellFiles, zsh, fish }:
 let
   pyrage = python3Packages.callPackage ./pyrage.nix { };
   # Only what the package needs: a change to docs or tests elsewhere in the
@@ -28,6 +28,7 @@ python3Packages.buildPythonApplication {
   inherit src;
 
   build-system = [ python3Packages.setuptools ];
+  nativeBuildInputs = [ installShellFiles ];
   # As pyproject.toml: tomllib is in the standard library from 3.11 on.
   dependencies = [
     pyrage
@@ -35,6 +36,8 @@ python3Packages.buildPythonApplication {
     # passphrase-protected OpenSSH keys of admins (never on the boot path)
     python3Packages.cryptography
     python3Packages.bcrypt
+    # the rules file edited with its comments kept (host, admin, user, group)
+    python3Packages.tomlkit
   ] ++ lib.optionals (python3Packages.pythonOlder "3.11") [ python3Packages.tomli ];
 
   nativeCheckInputs = [
@@ -43,6 +46,8 @@ python3Packages.buildPythonApplication {
     age
     openssh
     git # the audit tests commit to a scratch repository
+    zsh # the completions, tried in their shells
+    fish
   ];
   # The suite skips (with a reason) what the build sandbox cannot offer:
   # root and mount namespaces (needs_root), Nix and a nixpkgs lib
@@ -60,6 +65,19 @@ python3Packages.buildPythonApplication {
     "tests/test_boot_graph.py"
     "tests/test_nspawn.py"
   ];
+  # Completions made by the parser of this very build, so they list exactly
+  # its verbs and options. Before the wrapping of postFixup: the build's
+  # PYTHONPATH holds the dependencies, and $out's site-packages is added.
+  postInstall = lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+    nixseal() {
+      PYTHONPATH="$out/${python3Packages.python.sitePackages}:''${PYTHONPATH:-}" \
+        ${python3Packages.python.interpreter} -m nixseal "$@"
+    }
+    installShellCompletion --cmd nixseal \
+      --bash <(nixseal completion bash) \
+      --zsh <(nixseal completion zsh) \
+      --fish <(nixseal completion fish)
+  '';
   # Python starts with SIGINT and SIGTERM blocked; nixseal unblocks them as
   # its first statement, once its own handlers are in place. A signal sent
   # during the interpreter's start-up (a stop at boot, a Ctrl-C during a

@@ -12,7 +12,7 @@ def _verb_that_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     def run(args: argparse.Namespace) -> int:
         raise ValueError("Zq9-PLAINTEXT-in-a-message")
 
-    module = types.SimpleNamespace(add_arguments=lambda parser: None, run=run)
+    module = types.SimpleNamespace(add_arguments=lambda parser: None, run=run, EXAMPLES="")
     monkeypatch.setitem(cli.VERBS, "boom", ("boom", "fails"))
     monkeypatch.setattr(cli, "_verb_module", lambda verb: module)
 

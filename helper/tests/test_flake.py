@@ -55,6 +55,8 @@ SUMMARIES = {
         checkInputs = map (d: d.name) p.nativeCheckInputs;
         inherit (p) disabledTestPaths pythonImportsCheck;
         postFixup = p.postFixup or null;
+        postInstall = p.postInstall or null;
+        nativeBuildInputs = map (d: d.name) (p.nativeBuildInputs or [ ]);
         wheel = { inherit (p.pyrage.src) url hash; inherit (p.pyrage) format; };
       })) ps""",
     "apps": "as: builtins.mapAttrs (_: builtins.mapAttrs (_: a: { inherit (a) type program; })) as",
@@ -241,6 +243,53 @@ def test_package_build_leaves_out_tests_that_need_the_repository(
         rel = f"tests/{path.name}"
         skipped = "pytestmark = needs_nix" in text and "_twin" not in helpers
         assert rel in disabled or skipped, f"{rel} reads the repository in the build sandbox"
+
+
+# nixpkgs' installShellCompletion (pkgs/by-name/in/installShellFiles/setup-hook.sh)
+# for the --cmd NAME --SHELL FILE form: where each shell looks for them.
+INSTALL_SHELL_COMPLETION = r"""
+installShellCompletion() {
+  local cmd=$2; shift 2
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --bash) install -D -m 644 "$2" "$out/share/bash-completion/completions/$cmd" ;;
+      --zsh) install -D -m 644 "$2" "$out/share/zsh/site-functions/_$cmd" ;;
+      --fish) install -D -m 644 "$2" "$out/share/fish/vendor_completions.d/$cmd.fish" ;;
+    esac
+    shift 2
+  done
+}
+"""
+
+
+@needs_nix
+def test_the_package_installs_completions_made_by_its_parser(
+    outputs: dict[str, Any], tmp_path: Path
+) -> None:
+    """postInstall, run as the build runs it: the package's own helper (from
+    $out's site-packages) writes the three scripts where each shell looks."""
+    package = outputs["packages"]["x86_64-linux"]["nixseal"]
+    assert "install-shell-files" in package["nativeBuildInputs"]
+    script = package["postInstall"]
+    (python,) = re.findall(r"(/nix/store/\S+/bin/python3\.11)", script)
+    site = tmp_path / "lib/python3.11/site-packages"
+    site.mkdir(parents=True)
+    (site / "nixseal").symlink_to(HELPER_DIR / "nixseal")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run(
+        ["bash", "-euc", INSTALL_SHELL_COMPLETION + script.replace(python, sys.executable)],
+        env={**env, "out": str(tmp_path)},
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    share = tmp_path / "share"
+    bash = (share / "bash-completion/completions/nixseal").read_text()
+    assert "complete -o default -F _nixseal nixseal" in bash and "import-agenix" in bash
+    assert (share / "zsh/site-functions/_nixseal").read_text().startswith("#compdef nixseal")
+    assert "__nixseal_at" in (share / "fish/vendor_completions.d/nixseal.fish").read_text()
 
 
 @needs_nix

@@ -24,7 +24,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "install": ("install", "install secrets from a manifest (activation)"),
     "check-manifest": ("check_manifest", "validate a manifest and the files it names"),
     "init": ("init", "create secrets/secrets.toml and optionally an admin key"),
-    "host": ("host", "manage hosts in the rules (host add)"),
+    "host": ("host", "add, re-key or remove a host in the rules"),
+    "admin": ("admin", "add, re-key or remove an admin in the rules"),
+    "user": ("user", "add, re-key or remove a user in the rules"),
+    "group": ("group", "set or remove a group of hosts in the rules"),
     "edit": ("edit", "edit a secret in $EDITOR, in a private tmpfs"),
     "encrypt": ("encrypt", "encrypt stdin or a file into a secret"),
     "decrypt": ("decrypt", "decrypt a secret to stdout"),
@@ -34,6 +37,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "check": ("check", "fail when files are missing or encrypted to the wrong keys"),
     "audit": ("audit", "who can read each secret, and how old it is"),
     "import-agenix": ("import_agenix", "convert an agenix secrets.nix into the rules"),
+    "completion": ("completion", "print the completion script for bash, zsh or fish"),
 }
 
 # Global options that take a value: needed to find the verb in argv
@@ -58,12 +62,13 @@ def _chosen_verb(argv: Sequence[str]) -> str | None:
     return None
 
 
-class _Formatter(argparse.HelpFormatter):
+class _Formatter(argparse.RawDescriptionHelpFormatter):
     """argparse's help formatter, without `import shutil`.
 
     argparse makes a formatter for every add_argument and asks shutil for
     the terminal width; importing shutil (and the compression modules it
     pulls in) cost `nixseal install` ~3 ms at every boot. Same width, from os.
+    Raw description: each verb's examples keep their lines.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nixseal",
         description="Secrets management for NixOS: age-encrypted secrets in git.",
+        epilog="`nixseal VERB --help` shows a verb's options and examples.",
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"nixseal {__version__}")
@@ -123,13 +129,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    # `nixseal` alone prints this help (args.print_help)
+    parser.set_defaults(print_help=parser.print_help)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    sub.required = True
     for verb, (_, help_text) in VERBS.items():
         if only is not None and verb != only:
             continue  # a dozen unused subparsers cost `nixseal install` ~5 ms at every boot
-        p = sub.add_parser(verb, help=help_text, description=help_text, formatter_class=_Formatter)
-        _verb_module(verb).add_arguments(p)
+        module = _verb_module(verb)
+        p = sub.add_parser(
+            verb,
+            help=help_text,
+            description=help_text,
+            epilog=module.EXAMPLES,
+            formatter_class=_Formatter,
+        )
+        p.set_defaults(print_help=p.print_help)
+        module.add_arguments(p)
     return parser
 
 
@@ -143,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args_list: list[str], verb: str | None) -> int:
     parser = build_parser(verb if verb in VERBS else None)
     args = parser.parse_args(args_list)
+    if args.verb is None:
+        args.print_help()
+        return 0
 
     from nixseal.util import log
 

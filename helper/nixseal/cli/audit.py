@@ -11,6 +11,13 @@ from nixseal.models import AuditEntryJson
 from nixseal.repo.audit import REPLACED, audit, report
 from nixseal.repo.context import Context
 
+EXAMPLES = """\
+examples:
+  nixseal audit
+  nixseal audit --strict   # in CI: exit 1 on any finding
+  nixseal audit db/password --json
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these secrets")

@@ -15,6 +15,12 @@ from nixseal.repo.context import Context
 from nixseal.repo.findings import findings, fix_for, report, shared_keys
 from nixseal.util.paths import display_path
 
+EXAMPLES = """\
+examples:
+  nixseal check
+  nixseal check --json | jq .ok
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these secrets")

@@ -11,6 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+EXAMPLES = """\
+examples:
+  nixseal check-manifest result/manifest.json --host-key /etc/ssh/ssh_host_ed25519_key.pub
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="the manifest (JSON)")

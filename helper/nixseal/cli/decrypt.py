@@ -10,6 +10,12 @@ import sys
 from nixseal.errors import UsageError
 from nixseal.repo.context import Context, decrypt_secret
 
+EXAMPLES = """\
+examples:
+  nixseal decrypt grafana/admin-password
+  nixseal -i ~/.ssh/id_ed25519 decrypt db/password | wc -c
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="secret name, as in the rules")

@@ -13,6 +13,12 @@ from nixseal.repo.context import Context, decrypt_secret, encrypt_secret
 from nixseal.repo.edit import cleanup_on_signals, edit_privately
 from nixseal.util import log
 
+EXAMPLES = """\
+examples:
+  nixseal edit grafana/admin-password
+  EDITOR=nano nixseal edit web1/app-token
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="secret name, as in the rules")

@@ -11,6 +11,12 @@ from nixseal.repo.context import Context, encrypt_secret
 from nixseal.util import log
 from nixseal.util.paths import display_path
 
+EXAMPLES = """\
+examples:
+  printf %s "$TOKEN" | nixseal encrypt ci/token
+  nixseal encrypt tls/web1.key web1.key
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="secret name, as in the rules")

@@ -1,21 +1,30 @@
-"""nixseal host add NAME KEY: add a host (or change its key) in the rules
-(nixseal.repo.host). Changing a key makes that host's secrets stale: the
-rekey is offered.
+"""nixseal host add|remove: the hosts of the rules (nixseal.repo.readers).
+
+A changed key or a removed host makes files stale: the rekey is offered,
+and a removed host's secrets are named for rotation.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from nixseal.repo import rekey
-from nixseal.repo.context import Context, rules_path_from_args
-from nixseal.repo.host import set_host
+from nixseal.cli import _readers
+from nixseal.models import ReaderKind
+from nixseal.repo.context import rules_path_from_args
+from nixseal.repo.readers import add_reader, edit, remove_reader
+
+EXAMPLES = """\
+examples:
+  nixseal host add web2 /etc/ssh/ssh_host_ed25519_key.pub
+  ssh-keyscan -t ed25519 web2 | nixseal host add web2 -
+  nixseal host add web2 --replace "ssh-ed25519 AAAA... root@web2" --rekey
+  nixseal host remove web2
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="host_command", metavar="COMMAND")
-    sub.required = True
+    # none given: the verb's help (args.print_help)
     add = sub.add_parser("add", help="add a host, or change its key with --replace")
     add.add_argument("name", help="host name, as used in secrets' hosts lists")
     add.add_argument(
@@ -24,41 +33,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(file, or - for stdin)",
     )
     add.add_argument("--replace", action="store_true", help="change the key of an existing host")
-    when = add.add_mutually_exclusive_group()
-    when.add_argument("--rekey", action="store_true", help="rekey affected secrets, no prompt")
-    when.add_argument("--no-rekey", action="store_true", help="only print the rekey command")
+    _readers.add_rekey_flags(add)
+    remove = sub.add_parser(
+        "remove", help="remove a host from the rules, its groups and its secrets"
+    )
+    remove.add_argument("name", help="host name")
+    _readers.add_rekey_flags(remove)
 
 
 def run(args: argparse.Namespace) -> int:
-    change = set_host(rules_path_from_args(args), args.name, args.key, replace=args.replace)
-    name, where, affected = args.name, change.where, change.affected
-    if change.unchanged:
-        print(f"host {name}: key unchanged")
+    if args.host_command is None:
+        args.print_help()
         return 0
-    print(f"{'changed the key of' if change.existed else 'added'} host {name} in {where}")
-    if not affected:
+    path = rules_path_from_args(args)
+    if args.host_command == "remove":
+        return _readers.report(args, "host", edit(path, remove_reader(ReaderKind.HOST, args.name)))
+    change = edit(path, add_reader(ReaderKind.HOST, args.name, args.key, replace=args.replace))
+    if not change.unchanged and not change.rekey and not args.replace:
+        print(f"{change.done} in {change.where}")
         print(
-            f'next: list "{name}" in the hosts of its secrets (or in a group) in {where}, '
-            "then run: nixseal rekey"
+            f'next: list "{args.name}" in the hosts of its secrets (or in a group) in '
+            f"{change.where}, then run: nixseal rekey"
         )
         return 0
-    # rekey alone touches only stale files; a long list of names helps no one
-    command = "nixseal rekey" + ("".join(f" {n}" for n in affected) if len(affected) <= 5 else "")
-    if args.no_rekey or (not args.rekey and not _confirm(len(affected))):
-        print(f"{len(affected)} secrets are encrypted to the old key; run: {command}")
-        return 0
-    ctx = Context.from_args(args)
-    p = rekey.plan(ctx, affected, force=False)
-    done = rekey.reencrypt(ctx, p.todo, p.failed)
-    for msg in p.failed:
-        print(f"nixseal host: error: {msg}; skipped", file=sys.stderr)
-    fresh = f", {len(p.fresh)} already up to date" if p.fresh else ""
-    print(f"rekeyed {done} of {len(affected)} secrets{fresh}")
-    return 1 if p.failed else 0
-
-
-def _confirm(count: int) -> bool:
-    if not sys.stdin.isatty():
-        return False
-    answer = input(f"rekey the {count} secrets of this host now? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
+    return _readers.report(args, "host", change, old="key" if args.replace else "recipients")

@@ -11,6 +11,12 @@ from nixseal.repo.import_agenix import import_rules
 from nixseal.repo.rules import RULES_DIR, RULES_NAME
 from nixseal.util.paths import display_path
 
+EXAMPLES = """\
+examples:
+  nixseal import-agenix secrets.nix
+  nixseal import-agenix secrets/secrets.nix --move
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the agenix secrets.nix")

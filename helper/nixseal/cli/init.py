@@ -10,6 +10,13 @@ from pathlib import Path
 from nixseal.repo.init import DEFAULT_KEY, Created, create_rules
 from nixseal.util.paths import display_path
 
+EXAMPLES = """\
+examples:
+  nixseal init
+  nixseal init --generate-key
+  nixseal init --admin alice --admin-key ~/.ssh/id_ed25519.pub
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

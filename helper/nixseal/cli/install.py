@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from nixseal.engine.restart import Units
 
 
+EXAMPLES = """\
+examples:
+  nixseal install --manifest /etc/nixseal/manifest.json
+  nixseal install --manifest manifest.json --root /mnt --dry-run
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, metavar="FILE", help="the manifest (JSON)")
     parser.add_argument(

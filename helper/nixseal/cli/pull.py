@@ -19,6 +19,12 @@ from nixseal.repo.sources import CurrentValues, is_sign_in_failure, pull_one, se
 from nixseal.util import log
 from nixseal.util.paths import display_path
 
+EXAMPLES = """\
+examples:
+  nixseal pull
+  nixseal pull grafana/smtp-password
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -13,6 +13,13 @@ from nixseal.repo.context import Context, create_command
 from nixseal.repo.rekey import plan, reencrypt
 from nixseal.util.paths import display_path
 
+EXAMPLES = """\
+examples:
+  nixseal rekey
+  nixseal rekey --dry-run
+  nixseal rekey grafana/admin-password --force
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these secrets")

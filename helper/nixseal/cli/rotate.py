@@ -15,6 +15,13 @@ from nixseal.repo.sources import CurrentValues, is_sign_in_failure
 from nixseal.util import log
 from nixseal.util.paths import display_path
 
+EXAMPLES = """\
+examples:
+  nixseal rotate db/password
+  nixseal rotate --due
+  nixseal rotate grafana/admin-password --push
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="secrets to rotate")

@@ -48,11 +48,18 @@ let
     buildPythonApplication = python "buildPythonApplication";
     buildPythonPackage = python "buildPythonPackage";
     pythonOlder = _: false;
+    # pkgs/development/interpreters/python/passthrufun.nix: interpreter, sitePackages
+    python = {
+      interpreter = "${package "python3"}/bin/python3.11";
+      sitePackages = "lib/python3.11/site-packages";
+    };
     setuptools = package "setuptools";
     structlog = package "structlog";
     # pkgs/development/python-modules/{cryptography,bcrypt}/default.nix
     cryptography = package "cryptography";
     bcrypt = package "bcrypt";
+    # pkgs/development/python-modules/tomlkit/default.nix
+    tomlkit = package "tomlkit";
     pytest = package "pytest";
     pytestCheckHook = package "pytest-check-hook";
     hypothesis = package "hypothesis";
@@ -61,8 +68,10 @@ let
 
   pkgs = base // {
     inherit lib python3Packages;
-    stdenv = {
-      hostPlatform = { inherit system; };
+    stdenv = rec {
+      # lib/systems/default.nix: canExecute compares the platforms' CPUs and kernels
+      hostPlatform = { inherit system; canExecute = p: p.system == system; };
+      buildPlatform = hostPlatform;
       cc.cc.lib = package "gcc-lib";
     };
     callPackage = lib.callPackageWith pkgs;
@@ -72,9 +81,13 @@ let
     };
     fetchurl = { url, hash }: fake (baseNameOf url) { inherit url hash; } "fake";
     autoPatchelfHook = package "auto-patchelf-hook";
+    # pkgs/by-name/in/installShellFiles/package.nix (its setup hook: installShellCompletion)
+    installShellFiles = package "install-shell-files";
     age = package "age";
     openssh = package "openssh";
     git = package "git";
+    zsh = package "zsh";
+    fish = package "fish";
     ruff = package "ruff";
     jq = package "jq";
     nixpkgs-fmt = package "nixpkgs-fmt";

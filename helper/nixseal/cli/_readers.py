@@ -1,0 +1,98 @@
+"""What the reader verbs (host, admin, user, group) print after an edit,
+and the rekey they offer: one wording for all four."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nixseal.repo import rekey
+from nixseal.repo.context import Context
+from nixseal.repo.readers import ReadersChange
+from nixseal.repo.rules import Rules
+
+# Past this many names a command line helps no one: `nixseal rekey` alone
+# touches only the stale files.
+_NAMES_MAX = 5
+
+
+def add_rekey_flags(parser: argparse.ArgumentParser) -> None:
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--rekey", action="store_true", help="rekey affected secrets, no prompt")
+    when.add_argument("--no-rekey", action="store_true", help="only print the rekey command")
+
+
+def report(
+    args: argparse.Namespace, verb: str, change: ReadersChange, *, old: str = "recipients"
+) -> int:
+    """Print what changed and what to do next; rekey when asked. The exit status.
+
+    old names what stale files are encrypted to ("the old key" for a key change).
+    """
+    if change.unchanged:
+        print(change.done)
+        return 0
+    print(f"{change.done} in {change.where}")
+    code = 0
+    if change.rekey:
+        code = _offer_rekey(args, verb, change.rekey, old)
+    ctx = Context.from_args(args)
+    if change.rotate:
+        _advise_rotation(ctx.rules, change)
+    if change.unread:
+        print(
+            f"no host or user reads {_names(change.unread)} any more; if they are no longer "
+            f"needed, remove them from {change.where} and delete their .age files"
+        )
+    return code
+
+
+def _offer_rekey(args: argparse.Namespace, verb: str, names: list[str], old: str) -> int:
+    command = "nixseal rekey" + (
+        "".join(f" {n}" for n in names) if len(names) <= _NAMES_MAX else ""
+    )
+    count = f"{len(names)} secret{'s are' if len(names) != 1 else ' is'}"
+    if args.no_rekey or (not args.rekey and not _confirm(len(names))):
+        print(f"{count} encrypted to the old {old}; run: {command}")
+        return 0
+    ctx = Context.from_args(args)
+    p = rekey.plan(ctx, names, force=False)
+    done = rekey.reencrypt(ctx, p.todo, p.failed)
+    for msg in p.failed:
+        print(f"nixseal {verb}: error: {msg}; skipped", file=sys.stderr)
+    fresh = f", {len(p.fresh)} already up to date" if p.fresh else ""
+    missing = f", {len(p.missing)} not created yet" if p.missing else ""
+    print(f"rekeyed {done} of {len(names)} secrets{fresh}{missing}")
+    return 1 if p.failed else 0
+
+
+def _advise_rotation(rules: Rules, change: ReadersChange) -> None:
+    """A removed reader may keep what it read: rekeying hides only new values."""
+    renewable = [n for n in change.rotate if _renewable(rules, n)]
+    by_hand = [n for n in change.rotate if n not in renewable]
+    who = ", ".join(change.lost)
+    print(
+        f"{who} could read {len(change.rotate)} secret{'s' if len(change.rotate) != 1 else ''}; "
+        "if a copy may have been kept, give them new values:"
+    )
+    if renewable:
+        print(f"  nixseal rotate {' '.join(renewable)}")
+    for name in by_hand:
+        print(f"  nixseal edit {name}")
+
+
+def _renewable(rules: Rules, name: str) -> bool:
+    rule = rules.secrets[name]
+    return rule.generator is not None or rule.source is not None
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMES_MAX])
+    return shown + (f" and {len(names) - _NAMES_MAX} more" if len(names) > _NAMES_MAX else "")
+
+
+def _confirm(count: int) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"rekey the {count} secret{'s' if count != 1 else ''} now? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
