@@ -46,6 +46,15 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _run(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+def _words(line: str) -> list[str]:
+    """The words of a command line, with an empty one when a new word begins."""
+    return shlex.split(line) + ([""] if line.endswith(" ") else [])
+
+
 def _script(shell: str, tmp_path: Path) -> Path:
     path = tmp_path / f"nixseal.{shell}"
     path.write_text(_completion.SCRIPTS[shell](cli.build_parser()))
@@ -80,16 +89,8 @@ printf '%s\\n' "${COMPREPLY[@]}"
 def test_bash(
     repo: Repo, env: dict[str, str], tmp_path: Path, line: str, expected: list[str]
 ) -> None:
-    words = shlex.split(line) + ([""] if line.endswith(" ") else [])
-    out = subprocess.run(
-        ["bash", "-c", BASH, "bash", str(_script("bash", tmp_path)), *words],
-        env=env,
-        cwd=repo.root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert sorted(out) == expected
+    argv = ["bash", "-c", BASH, "bash", str(_script("bash", tmp_path)), *_words(line)]
+    assert sorted(_run(argv, env, repo.root).split()) == expected
 
 
 ZSH = """
@@ -121,16 +122,8 @@ def test_zsh(
 ) -> None:
     """compadd, _describe and _files stand in for zsh's completion system,
     which runs only in an interactive shell; they print what they are given."""
-    words = shlex.split(line) + ([""] if line.endswith(" ") else [])
-    out = subprocess.run(
-        ["zsh", "-fc", ZSH, "zsh", str(_script("zsh", tmp_path)), *words],
-        env=env,
-        cwd=repo.root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert sorted(out) == expected
+    argv = ["zsh", "-fc", ZSH, "zsh", str(_script("zsh", tmp_path)), *_words(line)]
+    assert sorted(_run(argv, env, repo.root).split()) == expected
 
 
 @_needs("fish")
@@ -152,14 +145,8 @@ def test_fish(
 ) -> None:
     """fish's own `complete -C` answers as it would at the prompt."""
     script = _script("fish", tmp_path)
-    out = subprocess.run(
-        ["fish", "--no-config", "-c", f"source {script}; complete -C {shlex.quote(line)}"],
-        env=env,
-        cwd=repo.root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    argv = ["fish", "--no-config", "-c", f"source {script}; complete -C {shlex.quote(line)}"]
+    out = _run(argv, env, repo.root).splitlines()
     assert sorted(o.split("\t")[0] for o in out) == expected
 
 

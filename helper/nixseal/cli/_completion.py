@@ -9,6 +9,7 @@ of completion (quietly: a shell without rules at hand completes nothing).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # Positionals named so hold names from the rules; the kind follows the verb.
@@ -120,6 +121,29 @@ def _walk_words(cmds: list[Command], words: str, first: int, end: str) -> list[s
     ]
 
 
+def _value_cases(
+    cmds: list[Command], offer: Callable[[Sequence[str]], str], files: str
+) -> list[str]:
+    """The cases after the walk: an option's value, then an option; what is
+    left to the caller is the case of a subcommand or a name.
+
+    offer(words) is the shell's command that offers words, files its own
+    completion of paths."""
+    lines = []
+    for c in cmds:
+        for o in (o for o in c.options if o.value):
+            action = {"choice": offer(o.choices), "path": files}.get(o.value, ":")
+            lines.append(
+                f"        ({'|'.join(f'{c.path}/{f}' for f in o.flags)}) {action}; return ;;"
+            )
+    lines += ["    esac", "    if [[ $cur == -* ]]; then", '        case "$at" in']
+    for c in cmds:
+        lines.append(
+            f"            ({_sh(c.path)}) {offer([f for o in c.options for f in o.flags])} ;;"
+        )
+    return [*lines, "        esac", "        return", "    fi", '    case "$at" in']
+
+
 def bash(parser: argparse.ArgumentParser) -> str:
     cmds = commands(parser)
     lines = [
@@ -130,23 +154,11 @@ def bash(parser: argparse.ArgumentParser) -> str:
         *_walk_words(cmds, "COMP_WORDS", 1, "COMP_CWORD"),
         '    case "$at/$prev" in',
     ]
-    for c in cmds:
-        for o in (o for o in c.options if o.value):
-            if o.value == "choice":
-                words = _sh(" ".join(o.choices))
-                action = f'COMPREPLY=($(compgen -W {words} -- "$cur")); return'
-            elif o.value == "path":
-                action = 'COMPREPLY=($(compgen -f -- "$cur")); return'
-            else:
-                action = "return"
-            lines.append(f"        ({'|'.join(f'{c.path}/{f}' for f in o.flags)}) {action} ;;")
-    lines += ["    esac", "    if [[ $cur == -* ]]; then", '        case "$at" in']
-    for c in cmds:
-        flags = " ".join(f for o in c.options for f in o.flags)
-        lines.append(
-            f'            ({_sh(c.path)}) COMPREPLY=($(compgen -W {_sh(flags)} -- "$cur")) ;;'
-        )
-    lines += ["        esac", "        return", "    fi", '    case "$at" in']
+    lines += _value_cases(
+        cmds,
+        lambda words: f'COMPREPLY=($(compgen -W {_sh(" ".join(words))} -- "$cur"))',
+        'COMPREPLY=($(compgen -f -- "$cur"))',
+    )
     for c in cmds:
         if c.commands:
             subs = _sh(" ".join(n for n, _ in c.commands))
@@ -173,20 +185,9 @@ def zsh(parser: argparse.ArgumentParser) -> str:
         *_walk_words(cmds, "words", 2, "CURRENT"),
         '    case "$at/$prev" in',
     ]
-    for c in cmds:
-        for o in (o for o in c.options if o.value):
-            if o.value == "choice":
-                action = f"compadd -- {' '.join(_sh(x) for x in o.choices)}; return"
-            elif o.value == "path":
-                action = "_files; return"
-            else:
-                action = "return"
-            lines.append(f"        ({'|'.join(f'{c.path}/{f}' for f in o.flags)}) {action} ;;")
-    lines += ["    esac", "    if [[ $cur == -* ]]; then", '        case "$at" in']
-    for c in cmds:
-        flags = " ".join(_sh(f) for o in c.options for f in o.flags)
-        lines.append(f"            ({_sh(c.path)}) compadd -- {flags} ;;")
-    lines += ["        esac", "        return", "    fi", '    case "$at" in']
+    lines += _value_cases(
+        cmds, lambda words: f"compadd -- {' '.join(_sh(w) for w in words)}", "_files"
+    )
     for c in cmds:
         if c.commands:
             described = " ".join(_sh(f"{n}:{h}") for n, h in c.commands)

@@ -6,14 +6,67 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nixseal.models import ReaderKind
 from nixseal.repo import rekey
-from nixseal.repo.context import Context
-from nixseal.repo.readers import ReadersChange
+from nixseal.repo.context import Context, rules_path_from_args
+from nixseal.repo.readers import ReadersChange, add_reader, edit, remove_reader
 from nixseal.repo.rules import Rules
 
 # Past this many names a command line helps no one: `nixseal rekey` alone
 # touches only the stale files.
 _NAMES_MAX = 5
+
+
+_KEY_HELP = {
+    ReaderKind.HOST: "ssh-ed25519/ssh-rsa/age1 key string, a .pub file, ssh-keyscan output "
+    "(file, or - for stdin)",
+    ReaderKind.ADMIN: "age1 or ssh-ed25519/ssh-rsa public key, a .pub file, or - for stdin",
+    ReaderKind.USER: "age1 or ssh-ed25519/ssh-rsa public key, a .pub file, or - for stdin",
+}
+_REMOVE_HELP = {
+    ReaderKind.HOST: "remove a host from the rules, its groups and its secrets",
+    ReaderKind.ADMIN: "remove an admin (never the last one)",
+    ReaderKind.USER: "remove a user from the rules and its secrets",
+}
+# After adding a host or user that no secret lists yet.
+_NEXT = {
+    ReaderKind.HOST: 'next: list "{name}" in the hosts of its secrets (or in a group) in {where}, '
+    "then run: nixseal rekey",
+    ReaderKind.USER: 'next: list "{name}" in the users of its secrets in {where}',
+}
+
+
+def add_commands(parser: argparse.ArgumentParser, kind: ReaderKind) -> None:
+    """`add NAME KEY [--replace]` and `remove NAME` of host, admin and user."""
+    # none given: the verb's help (args.print_help)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add = sub.add_parser("add", help=f"add {_a(kind)}, or change its key with --replace")
+    add.add_argument("name", help=f"{kind} name")
+    add.add_argument("key", help=_KEY_HELP[kind])
+    add.add_argument("--replace", action="store_true", help=f"change the key of an existing {kind}")
+    add_rekey_flags(add)
+    remove = sub.add_parser("remove", help=_REMOVE_HELP[kind])
+    remove.add_argument("name", help=f"{kind} name")
+    add_rekey_flags(remove)
+
+
+def run_command(args: argparse.Namespace, kind: ReaderKind) -> int:
+    if args.command is None:
+        args.print_help()
+        return 0
+    path = rules_path_from_args(args)
+    if args.command == "remove":
+        return report(args, str(kind), edit(path, remove_reader(kind, args.name)))
+    change = edit(path, add_reader(kind, args.name, args.key, replace=args.replace))
+    if not change.unchanged and not change.rekey and not args.replace and kind in _NEXT:
+        print(f"{change.done} in {change.where}")
+        print(_NEXT[kind].format(name=args.name, where=change.where))
+        return 0
+    return report(args, str(kind), change, old="key" if args.replace else "recipients")
+
+
+def _a(kind: ReaderKind) -> str:
+    return f"an {kind}" if kind is ReaderKind.ADMIN else f"a {kind}"
 
 
 def add_rekey_flags(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="group_command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # none given: the verb's help (args.print_help)
     put = sub.add_parser("set", help="create a group, or give it exactly these members")
     put.add_argument("name", help="group name (secrets list it as @name)")
@@ -29,11 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.group_command is None:
+    if args.command is None:
         args.print_help()
         return 0
     path = rules_path_from_args(args)
-    if args.group_command == "remove":
+    if args.command == "remove":
         args.rekey = args.no_rekey = False  # nothing uses it: nothing to rekey
         return _readers.report(args, "group", edit(path, remove_group(args.name)))
     return _readers.report(args, "group", edit(path, set_group(args.name, args.members)))
