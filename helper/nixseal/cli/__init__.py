@@ -164,7 +164,8 @@ def _main(args_list: list[str], verb: str | None) -> int:
 
     from nixseal.util import log
 
-    log.configure(args.log_format, -1 if args.quiet else args.verbose)
+    # `install` runs at every boot: the same lines, without structlog
+    log.configure(args.log_format, -1 if args.quiet else args.verbose, lean=args.verb == "install")
     try:
         with signals.running():
             code: int = _verb_module(args.verb).run(args)

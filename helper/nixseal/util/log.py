@@ -1,4 +1,5 @@
-"""The one place structlog is configured.
+"""The one place logging is configured: structlog for the admin verbs,
+nixseal.util.events (the same lines, without structlog) for `install`.
 
 Events go to stderr, as key=value console lines or as JSON lines
 (``--log-format json``) for journald and log shippers. Callers log events
@@ -13,6 +14,8 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TextIO
+
+from nixseal.util.events import LEVELS, Events, to_stream
 
 
 class _Deferred(types.ModuleType):
@@ -37,29 +40,46 @@ def _deferring(*names: str) -> Iterator[None]:
                 del sys.modules[name]
 
 
-# Why: `import structlog` also imports structlog.stdlib and .threadlocal,
-# which import asyncio and uuid at the top but use them only inside async
-# methods and helpers we never call; structlog.processors imports datetime,
-# used only when a timestamp is made (JSON output). asyncio costs ~30 ms of
-# the ~100 ms budget of `nixseal install`, which runs at every boot and
-# switch; these stand-ins import the real module on first attribute use, if ever.
-with _deferring("asyncio", "uuid", "datetime"):
-    import structlog
+def _structlog() -> Any:
+    # Why deferred: `import structlog` also imports structlog.stdlib and
+    # .threadlocal, which import asyncio and uuid at the top but use them
+    # only inside async methods and helpers we never call; structlog.processors
+    # imports datetime, used only when a timestamp is made (JSON output).
+    # These stand-ins import the real module on first attribute use, if ever.
+    with _deferring("asyncio", "uuid", "datetime"):
+        import structlog
+    return structlog
+
 
 LOG_FORMATS = ("console", "json")
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_LEVELS = LEVELS
+# Set by configure(lean=True): the logger every get_logger() binds from.
+_lean: Events | None = None
 
 
-def configure(fmt: str = "console", verbosity: int = 0, stream: TextIO | None = None) -> None:
-    """Set up structlog for this process.
+def configure(
+    fmt: str = "console",
+    verbosity: int = 0,
+    stream: TextIO | None = None,
+    *,
+    lean: bool = False,
+) -> None:
+    """Set up logging for this process.
 
     verbosity: -1 quiet (warnings and errors), 0 info, 1 and more debug.
+    lean: without structlog (for `nixseal install`, at every boot).
     """
+    global _lean  # noqa: PLW0603 (one configuration per process)
     out = stream if stream is not None else sys.stderr
     level = _LEVELS["debug"] if verbosity > 0 else _LEVELS["info"]
     if verbosity < 0:
         level = _LEVELS["warning"]
+    if lean:
+        _lean = Events(to_stream(fmt, out), level)
+        return
+    _lean = None
+    structlog = _structlog()
     processors: list[Any] = [
         structlog.processors.add_log_level,
     ]
@@ -97,5 +117,7 @@ class Logger(Protocol):
 
 def get_logger(**initial: Any) -> Logger:
     """A bound logger; configure() must have run (the CLI does it)."""
-    logger: Logger = structlog.get_logger(**initial)
+    if _lean is not None:
+        return _lean.bind(**initial)
+    logger: Logger = _structlog().get_logger(**initial)
     return logger
