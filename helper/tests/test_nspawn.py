@@ -85,6 +85,27 @@ class Step:
             assert 0 < done <= began, f"{self.where}: {first} finished after {then} started"
 
 
+def entries(guest: Guest, unit: str, *matches: str) -> list[dict[str, Any]]:
+    """The unit's journal entries of this boot matching FIELD=value matches."""
+    argv = ["journalctl", "-b", "-o", "json", "--no-pager", "-u", unit, *matches]
+    out = guest.run(argv, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def check_journal(guest: Guest, where: str, failing: set[str], values: list[str]) -> None:
+    """The install's events are entries with fields of their own, found by
+    field (journalctl NIXSEAL_STATE=failed), and no value is in any entry."""
+    install = "nixseal-install.service"
+    failed = entries(guest, install, "NIXSEAL_STATE=failed")
+    assert {e["NIXSEAL_NAME"] for e in failed} >= failing, where
+    assert all(e["PRIORITY"] == "3" and e.get("NIXSEAL_REASON") for e in failed), where
+    summaries = entries(guest, install, "NIXSEAL_EVENT=summary")
+    assert summaries and all("NIXSEAL_GENERATION" in e for e in summaries), where
+    everything = guest.run(["journalctl", "-b", "-o", "json", "--no-pager"], check=True).stdout
+    for value in values:
+        assert value not in everything, f"{where}: a secret's value is in the journal"
+
+
 def invocations(guest: Guest, units: list[str]) -> dict[str, str]:
     return {u: guest.show(u, "InvocationID")["InvocationID"] for u in units}
 
@@ -95,6 +116,7 @@ def test_host_scenario_under_systemd(name: str, evaluated: dict[str, Any], tmp_p
     systems = evaluated[name]
     key = TEST_KEYS / f"{scenario['host']}_ssh_host_ed25519_key"
     host = GuestHost(systems["base"], key, tmp_path / "store")
+    install = "nixseal-install.service"
     with host.guest() as guest:
         for i, step in enumerate(scenario["steps"]):
             where = f"{name} step {i} ({step['action']} to {step['system']})"
@@ -127,6 +149,9 @@ def test_host_scenario_under_systemd(name: str, evaluated: dict[str, Any], tmp_p
             else:
                 assert status == 0, f"{where}: {journal}"
             check.files(step.get("files", {}), step.get("links", {}))
+            values = [f["content"] for f in step.get("files", {}).values() if "content" in f]
+            if step["action"] == "boot" or guest.run(["systemctl", "cat", install]).returncode == 0:
+                check_journal(guest, where, failing, [v for v in values if len(v) >= 8])
             fstype = guest.run(["findmnt", "-n", "-o", "FSTYPE", "/run/secrets.d"]).stdout
             assert fstype.strip() == "ramfs", f"{where}: /run/secrets.d is {fstype!r}"
             check.active([u for u in step.get("active", []) if u != "nixseal.service"])

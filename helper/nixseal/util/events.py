@@ -81,11 +81,18 @@ def json_line(level: str, event: str, fields: dict[str, Any], timestamp: str | N
     return json.dumps(record, default=repr)
 
 
+Render = Callable[[str, str, dict[str, Any]], str]
+
+
+def renderer(fmt: str) -> Render:
+    return json_line if fmt == "json" else console_line
+
+
 def to_stream(fmt: str, stream: TextIO) -> Sink:
     """A sink writing console or JSON lines to stream, flushed a line at a time."""
-    render = json_line if fmt == "json" else console_line
+    line_for = renderer(fmt)
 
     def sink(level: str, event: str, fields: dict[str, Any]) -> None:
-        print(render(level, event, fields), file=stream, flush=True)
+        print(line_for(level, event, fields), file=stream, flush=True)
 
     return sink

@@ -9,13 +9,14 @@ with fields, never plaintext: secret values must not reach any processor.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TextIO
 
-from nixseal.util.events import LEVELS, Events, to_stream
+from nixseal.util.events import LEVELS, Events, renderer, to_stream
 
 
 class _Deferred(types.ModuleType):
@@ -76,7 +77,13 @@ def configure(
     if verbosity < 0:
         level = _LEVELS["warning"]
     if lean:
-        _lean = Events(to_stream(fmt, out), level)
+        sink = to_stream(fmt, out)
+        if "JOURNAL_STREAM" in os.environ:  # under systemd (socket is imported only then)
+            from nixseal.util import journal
+
+            if journal.connected(out):
+                sink = journal.sink(renderer(fmt), sink)
+        _lean = Events(sink, level)
         return
     _lean = None
     structlog = _structlog()
