@@ -160,14 +160,14 @@ def decrypt_cost(key: Path, files: list[str]) -> float:
     return statistics.median(runs)
 
 
-def in_private_namespace() -> bool:
-    """Re-run this script under `unshare --mount` when root; True inside it."""
+def in_private_namespace(script: str = __file__) -> bool:
+    """Re-run script (this one) under `unshare --mount` when root; True inside it."""
     if os.environ.get("NIXSEAL_BENCH_NS") == "1":
         return True
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return False
     env = {**os.environ, "NIXSEAL_BENCH_NS": "1"}
-    argv = ["unshare", "--mount", sys.executable, __file__, *sys.argv[1:]]
+    argv = ["unshare", "--mount", sys.executable, script, *sys.argv[1:]]
     raise SystemExit(subprocess.run(argv, env=env, check=False).returncode)
 
 
