@@ -14,8 +14,12 @@ from typing import Any
 import pytest
 from _activation import IMPORTED, Scene, make_scene, tree
 from conftest import HELPER_DIR, make_age_key, make_ssh_key, needs_age, needs_root
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from nixseal import cli
 from nixseal.age import crypto
+from nixseal.cli import install as install_verb
 
 
 @pytest.fixture
@@ -718,6 +722,83 @@ def test_an_install_imports_nothing_of_the_admin_side(scene: Scene, with_templat
     assert not {m for m in modules if m.startswith("nixseal.repo")}
     assert "pathlib" not in modules  # also as it decrypts (the first install)
     assert not {m for m in modules if m.split(".")[0] == "structlog"}  # ~16 ms (util/events.py)
+    assert not {"argparse", "gettext", "locale"} & modules  # ~8 ms (install.parse_quickly)
     # what only some installs need is imported only by those
     assert ("nixseal.engine.render" in modules) is with_template
     assert ("nixseal.engine.links" in modules) is with_template
+
+
+# --- the command line without argparse ----------------------------------------------
+
+_TOKENS = [
+    "install",
+    "--manifest",
+    "m.json",
+    "--manifest=m2.json",
+    "--root",
+    "/mnt",
+    "--root=/r",
+    "--dry-run",
+    "--no-mount",
+    "--defer-signals",
+    "--signal-pending",
+    "--log-format",
+    "json",
+    "--log-format=console",
+    "--log-format=xml",
+    "-v",
+    "-q",
+    "--verbose",
+    "--quiet",
+    "-vv",
+    "--help",
+    "-h",
+    "--rules",
+    "x",
+    "--dry-run=1",
+    "--bogus",
+    "-",
+    "--",
+]
+
+
+@given(st.lists(st.sampled_from(_TOKENS), max_size=9))
+@settings(max_examples=400, deadline=None)
+def test_the_quick_parse_agrees_with_argparse(tokens: list[str]) -> None:
+    """Whatever parse_quickly accepts, argparse reads alike; the rest it leaves
+    to argparse (help, errors, everything else), so nothing changes for users."""
+    argv = ["install", "--manifest", "m.json", *tokens] if "install" not in tokens else tokens
+    quick = install_verb.parse_quickly(argv)
+    if quick is None:
+        return
+    full = cli.build_parser("install").parse_args(argv)
+    for attr in (
+        "verb",
+        "manifest",
+        "root",
+        "dry_run",
+        "no_mount",
+        "defer_signals",
+        "signal_pending",
+        "log_format",
+        "verbose",
+        "quiet",
+    ):
+        assert getattr(quick, attr) == getattr(full, attr), (attr, argv)
+
+
+def test_the_quick_parse_reads_the_units_command_lines() -> None:
+    for argv in (
+        ["install", "--manifest", "/nix/store/x-manifest.json"],
+        ["--log-format", "json", "install", "--manifest", "m", "--root", "/mnt", "--no-mount"],
+        ["install", "--manifest", "m", "--defer-signals"],
+        ["-q", "install", "--signal-pending", "--manifest=m"],
+    ):
+        assert install_verb.parse_quickly(argv) is not None, argv
+    for argv in (
+        ["install"],
+        ["install", "--help"],
+        ["install", "--manifest", "m", "-x"],
+        ["install", "--manifest", "m", "--defer-signals", "--signal-pending"],
+    ):
+        assert install_verb.parse_quickly(argv) is None, argv

@@ -8,16 +8,18 @@ must not pay for the admin verbs' imports.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from nixseal import __version__
 from nixseal.errors import NixsealError
 from nixseal.util import signals
+
+if TYPE_CHECKING:
+    import argparse
 
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -62,90 +64,15 @@ def _chosen_verb(argv: Sequence[str]) -> str | None:
     return None
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's help formatter, without `import shutil`.
-
-    argparse makes a formatter for every add_argument and asks shutil for
-    the terminal width; importing shutil (and the compression modules it
-    pulls in) cost `nixseal install` ~3 ms at every boot. Same width, from os.
-    Raw description: each verb's examples keep their lines.
-    """
-
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        if width is None:
-            width = _columns() - 2  # as argparse does
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-def _columns() -> int:
-    """As shutil.get_terminal_size: $COLUMNS, else stdout's terminal, else 80."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns if columns > 0 else 80
-
-
 def _verb_module(verb: str) -> ModuleType:
     return importlib.import_module(f"nixseal.cli.{VERBS[verb][0]}")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nixseal",
-        description="Secrets management for NixOS: age-encrypted secrets in git.",
-        epilog="`nixseal VERB --help` shows a verb's options and examples.",
-        formatter_class=_Formatter,
-    )
-    parser.add_argument("--version", action="version", version=f"nixseal {__version__}")
-    parser.add_argument(
-        "--rules",
-        metavar="PATH",
-        help="rules file (default: nearest secrets/secrets.toml at or above the cwd)",
-    )
-    parser.add_argument(
-        "-i",
-        "--identity",
-        dest="identities",
-        action="append",
-        default=[],
-        metavar="IDENTITY",
-        help="age or OpenSSH key file, op:// reference, or plugin identity file "
-        "(repeatable; default $NIXSEAL_IDENTITY, then ~/.ssh/id_ed25519)",
-    )
-    parser.add_argument(
-        "--log-format", choices=("console", "json"), default="console", help="log output format"
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    # `nixseal` alone prints this help (args.print_help)
-    parser.set_defaults(print_help=parser.print_help)
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb, (_, help_text) in VERBS.items():
-        if only is not None and verb != only:
-            continue  # a dozen unused subparsers cost `nixseal install` ~5 ms at every boot
-        module = _verb_module(verb)
-        p = sub.add_parser(
-            verb,
-            help=help_text,
-            description=help_text,
-            epilog=module.EXAMPLES,
-            formatter_class=_Formatter,
-        )
-        p.set_defaults(print_help=p.print_help)
-        module.add_arguments(p)
-    return parser
+    """The whole command line (or nixseal's and only's): nixseal.cli._parser."""
+    from nixseal.cli import _parser
+
+    return _parser.build_parser(only)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,8 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args_list: list[str], verb: str | None) -> int:
-    parser = build_parser(verb if verb in VERBS else None)
-    args = parser.parse_args(args_list)
+    args = None
+    if verb == "install":  # at every boot: its usual flags without argparse
+        args = _verb_module(verb).parse_quickly(args_list)
+    if args is None:
+        parser = build_parser(verb if verb in VERBS else None)
+        args = parser.parse_args(args_list)
     if args.verb is None:
         args.print_help()
         return 0

@@ -9,14 +9,17 @@ command line is wrong and nothing was changed.
 
 from __future__ import annotations
 
-import argparse
 import os
-from typing import TYPE_CHECKING
+import types
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from nixseal.errors import UsageError
 from nixseal.util.log import LOG_FORMATS
 
 if TYPE_CHECKING:
+    import argparse
+
     from nixseal.util.log import Logger
 
 if TYPE_CHECKING:
@@ -32,6 +35,8 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import argparse
+
     parser.add_argument("--manifest", required=True, metavar="FILE", help="the manifest (JSON)")
     parser.add_argument(
         "--root",
@@ -61,6 +66,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS, help="log output format"
     )
+
+
+# The flags parse_quickly knows: flag -> (attribute, takes a value).
+_GLOBAL = {"-v": ("verbose", False), "--verbose": ("verbose", False), "-q": ("quiet", False)}
+_GLOBAL |= {"--quiet": ("quiet", False), "--log-format": ("log_format", True)}
+_OWN = {"--manifest": ("manifest", True), "--root": ("root", True)}
+_OWN |= {
+    f"--{flag}": (flag.replace("-", "_"), False)
+    for flag in ("dry-run", "no-mount", "defer-signals", "signal-pending")
+}
+_OWN["--log-format"] = ("log_format", True)
+
+
+def parse_quickly(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The command line of a usual install, read without argparse.
+
+    argparse and what it imports (gettext, locale) cost every boot ~8 ms.
+    Anything this does not know (help, an unknown or malformed flag, a
+    missing --manifest, both signal flags) returns None, and argparse reads
+    the command line as always, with its own messages.
+    """
+    values: dict[str, object] = {"verbose": 0, "quiet": False, "log_format": "console"}
+    values |= {"verb": "install", "manifest": None, "root": None, "dry_run": False}
+    values |= {"no_mount": False, "defer_signals": False, "signal_pending": False}
+    flags, i, seen_verb = _GLOBAL, 0, False
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "install" and not seen_verb:
+            flags, seen_verb, i = _OWN, True, i + 1
+            continue
+        name, _, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        found = flags.get(name)
+        if found is None or (inline and not found[1]):
+            return None
+        attr, valued = found
+        if valued:
+            if not inline:
+                i += 1
+                if i >= len(argv) or argv[i].startswith("-"):
+                    return None
+                inline = argv[i]
+            if attr == "log_format" and inline not in LOG_FORMATS:
+                return None  # argparse says which are
+            values[attr] = inline
+        elif attr == "verbose":
+            values[attr] = cast(int, values[attr]) + 1
+        else:
+            values[attr] = True
+        i += 1
+    if not seen_verb or values["manifest"] is None:
+        return None
+    if values["defer_signals"] and values["signal_pending"]:
+        return None
+    return cast("argparse.Namespace", types.SimpleNamespace(**values))
 
 
 def run(args: argparse.Namespace) -> int:
