@@ -723,6 +723,7 @@ def test_an_install_imports_nothing_of_the_admin_side(scene: Scene, with_templat
     assert "pathlib" not in modules  # also as it decrypts (the first install)
     assert not {m for m in modules if m.split(".")[0] == "structlog"}  # ~16 ms (util/events.py)
     assert not {"argparse", "gettext", "locale"} & modules  # ~8 ms (install.parse_quickly)
+    assert not {"dataclasses", "inspect"} & modules  # ~5 ms: NamedTuples instead
     # what only some installs need is imported only by those
     assert ("nixseal.engine.render" in modules) is with_template
     assert ("nixseal.engine.links" in modules) is with_template

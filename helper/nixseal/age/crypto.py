@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyrage
 from pyrage import plugin, ssh, x25519
@@ -30,8 +29,7 @@ _SSH_PRIVATE_MARKERS = (
 )
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """A key that can decrypt, with where it came from (for messages)."""
 
     source: str
@@ -46,8 +44,7 @@ class Identity:
         return "plugin"
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
     """A key to encrypt to, with the string it was parsed from."""
 
     text: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nixseal.errors import CryptoError
 from nixseal.util.keytext import PRIVATE_KEY, looks_private
@@ -23,14 +23,12 @@ ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
 SSH_TYPES = ("ssh-ed25519", "ssh-rsa")
 
 
-@dataclass(frozen=True)
-class Stanza:
+class Stanza(NamedTuple):
     type: str
     args: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     stanzas: tuple[Stanza, ...]
     armored: bool
     # The header MAC (base64): unique per encryption, so it identifies one

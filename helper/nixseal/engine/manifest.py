@@ -3,7 +3,7 @@
 Parsing is strict and complete before anything is touched: a manifest
 that is wrong anywhere is rejected as a whole (ManifestError, exit 2),
 with a message naming the field, e.g. ``secrets[3].name: hostile name
-"../../etc/shadow"``. The result is frozen dataclasses the engine trusts.
+"../../etc/shadow"``. The result is immutable NamedTuples the engine trusts.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Set
-from dataclasses import dataclass, field, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from nixseal.errors import ManifestError
 from nixseal.util.names import SECRET_NAME, UNIT_NAME
@@ -58,9 +58,10 @@ _SECRET_KEYS = _ENTRY_KEYS | {"file"}
 _TEMPLATE_KEYS = _ENTRY_KEYS | {"content"}
 
 
-@dataclass(frozen=True)
-class Entry:
-    """What secrets and templates share: where the file goes, and who reads it."""
+# NamedTuples, not frozen dataclasses: as immutable, and importing
+# dataclasses (with inspect, ast and dis) cost every boot ~5 ms.
+class Secret(NamedTuple):
+    """A secret: where its file goes, who reads it, and its age file."""
 
     name: str
     path: str  # where users find it (absolute; or %r/... in userMode)
@@ -70,32 +71,50 @@ class Entry:
     group: str | None  # name or decimal id; None: the owner's primary group
     restart_units: tuple[str, ...]
     reload_units: tuple[str, ...]
+    file: str  # the age file, read as given (never under --root)
 
     @property
     def kind(self) -> str:
-        return "template" if isinstance(self, Template) else "secret"
+        return "secret"
 
     @property
     def key(self) -> str:
         """Identity across generations (secrets and templates may share names)."""
-        return f"{self.kind}:{self.name}"
+        return f"secret:{self.name}"
 
 
-@dataclass(frozen=True)
-class Secret(Entry):
-    file: str  # the age file, read as given (never under --root)
+class Template(NamedTuple):
+    """A template: the same as a secret's, and its text with placeholders."""
 
-
-@dataclass(frozen=True)
-class Template(Entry):
+    name: str
+    path: str
+    rel: str
+    mode: int
+    owner: str | None
+    group: str | None
+    restart_units: tuple[str, ...]
+    reload_units: tuple[str, ...]
     content: str  # text with placeholders
 
+    @property
+    def kind(self) -> str:
+        return "template"
 
-@dataclass(frozen=True)
-class Manifest:
+    @property
+    def key(self) -> str:
+        return f"template:{self.name}"
+
+
+# What secrets and templates share: where the file goes, and who reads it.
+Entry = Secret | Template
+
+_NO_PLACEHOLDERS: Mapping[str, str] = MappingProxyType({})
+
+
+class Manifest(NamedTuple):
     secrets: tuple[Secret, ...]
     templates: tuple[Template, ...] = ()
-    placeholders: Mapping[str, str] = field(default_factory=dict)  # secret name -> text
+    placeholders: Mapping[str, str] = _NO_PLACEHOLDERS  # secret name -> text
     mount_point: str = DEFAULT_MOUNT_POINT
     symlink_path: str = DEFAULT_SYMLINK_PATH
     keep_generations: int = DEFAULT_KEEP_GENERATIONS
@@ -166,14 +185,13 @@ def expand_runtime_dir(manifest: Manifest, runtime_dir: str | None) -> Manifest:
     def sub_opt(p: str | None) -> str | None:
         return None if p is None else sub(p)
 
-    return replace(
-        manifest,
+    return manifest._replace(
         mount_point=sub(manifest.mount_point),
         symlink_path=sub(manifest.symlink_path),
         restart_list_path=sub_opt(manifest.restart_list_path),
         reload_list_path=sub_opt(manifest.reload_list_path),
-        secrets=tuple(replace(s, path=sub(s.path)) for s in manifest.secrets),
-        templates=tuple(replace(t, path=sub(t.path)) for t in manifest.templates),
+        secrets=tuple(s._replace(path=sub(s.path)) for s in manifest.secrets),
+        templates=tuple(t._replace(path=sub(t.path)) for t in manifest.templates),
     )
 
 
@@ -368,11 +386,15 @@ def _within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
+def _lists(m: Manifest) -> tuple[tuple[str, tuple[Entry, ...]], ...]:
+    return (("secrets", m.secrets), ("templates", m.templates))
+
+
 def _check_layout(m: Manifest) -> None:
     """No two entries may claim one file, nor a file where another needs a directory."""
     by_rel: dict[str, str] = {}
     by_path: dict[str, str] = {}
-    for kind, items in (("secrets", m.secrets), ("templates", m.templates)):
+    for kind, items in _lists(m):
         for i, e in enumerate(items):
             where = f"{kind}[{i}]"
             if e.rel in by_rel:
@@ -400,7 +422,7 @@ def _check_links(m: Manifest, by_path: dict[str, str]) -> None:
     import posixpath
 
     links = {e.path for e in m.entries if not _within(e.path, m.symlink_path)}
-    for kind, items in (("secrets", m.secrets), ("templates", m.templates)):
+    for kind, items in _lists(m):
         for i, e in enumerate(items):
             where = f"{kind}[{i}].path"
             parts = e.path.split("/")

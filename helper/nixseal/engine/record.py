@@ -9,7 +9,7 @@ the key never leaves it, so the owner of a secret, who may rewrite their
 own copy of it, cannot make a copy that matches: a value is reused only
 when it still has the recorded digest.
 
-A record is parsed field by field into frozen dataclasses; anything this
+A record is parsed field by field into NamedTuples; anything this
 version would not have written (another version, a damaged or edited
 file, a rel that leaves the generation, a path the manifest's rules would
 not put at that rel) makes the whole record None: untrusted, as after
@@ -23,7 +23,6 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from nixseal.engine.manifest import RENDERED_DIR, is_name, is_normal_path, is_unit
@@ -50,8 +49,7 @@ class Entry(NamedTuple):
     reload_units: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     key: bytes
     entries: Mapping[str, Entry]  # "secret:NAME" / "template:NAME" -> entry
     pending_restart: tuple[str, ...] = ()
