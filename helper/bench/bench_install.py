@@ -29,6 +29,7 @@ creation for both sides), which the output says.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HELPER = Path(__file__).resolve().parent.parent
@@ -171,6 +173,23 @@ def in_private_namespace(script: str = __file__) -> bool:
     raise SystemExit(subprocess.run(argv, env=env, check=False).returncode)
 
 
+@contextlib.contextmanager
+def scratch(prefix: str, ramfs: bool) -> Iterator[tuple[Path, Path]]:
+    """A work directory and, inside it, the outputs' directory (a ramfs when
+    in a private mount namespace, as on a host)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        out = work / "out"
+        out.mkdir()
+        if ramfs:
+            subprocess.run(["mount", "-t", "ramfs", "none", str(out)], check=True)
+        try:
+            yield work, out
+        finally:
+            if ramfs:
+                subprocess.run(["umount", str(out)], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secrets", type=int, default=1000)
@@ -182,43 +201,34 @@ def main() -> None:
     if shutil.which("age") is None:
         raise SystemExit("the age CLI is needed for the baseline")
     ramfs = in_private_namespace()
-    with tempfile.TemporaryDirectory(prefix="nixseal-bench-") as tmp:
-        work = Path(tmp)
-        out = work / "out"
-        out.mkdir()
-        if ramfs:
-            subprocess.run(["mount", "-t", "ramfs", "none", str(out)], check=True)
-        try:
-            key, manifest = make_secrets(work, args.secrets)
-            files = [s["file"] for s in json.loads(manifest.read_text())["secrets"]]
-            one = work / "manifest-1.json"
-            doc = json.loads(manifest.read_text())
-            one.write_text(json.dumps({**doc, "secrets": doc["secrets"][:1]}))
-            env = child_env(work)
-            run_nixseal(one, fresh(out / "warmup"), env)  # fills the bytecode cache
+    with scratch("nixseal-bench-", ramfs) as (work, out):
+        key, manifest = make_secrets(work, args.secrets)
+        files = [s["file"] for s in json.loads(manifest.read_text())["secrets"]]
+        one = work / "manifest-1.json"
+        doc = json.loads(manifest.read_text())
+        one.write_text(json.dumps({**doc, "secrets": doc["secrets"][:1]}))
+        env = child_env(work)
+        run_nixseal(one, fresh(out / "warmup"), env)  # fills the bytecode cache
 
-            base = [baseline(key, files, out / "age-out") for _ in range(args.baseline_runs)]
-            agenix = [agenix_like(key, files, out / "agenix") for _ in range(args.agenix_runs)]
-            per_file = decrypt_cost(key, files)
-            cold, rss = [], []
-            for _ in range(args.runs):
-                elapsed, peak = run_nixseal(manifest, fresh(out / "root"), env)
-                cold.append(elapsed)
-                rss.append(peak)
-            warm = [run_nixseal(manifest, out / "root", env)[0] for _ in range(args.runs)]
-            single = [run_nixseal(one, fresh(out / "one"), env)[0] for _ in range(args.single_runs)]
-            single_installed = [
-                run_nixseal(one, fresh(out / "one"), env, INSTALLED_LAYOUT)[0]
-                for _ in range(args.single_runs)
-            ]
-            startup = []
-            for _ in range(args.single_runs):
-                start = time.perf_counter()
-                subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
-                startup.append(time.perf_counter() - start)
-        finally:
-            if ramfs:
-                subprocess.run(["umount", str(out)], check=True)
+        base = [baseline(key, files, out / "age-out") for _ in range(args.baseline_runs)]
+        agenix = [agenix_like(key, files, out / "agenix") for _ in range(args.agenix_runs)]
+        per_file = decrypt_cost(key, files)
+        cold, rss = [], []
+        for _ in range(args.runs):
+            elapsed, peak = run_nixseal(manifest, fresh(out / "root"), env)
+            cold.append(elapsed)
+            rss.append(peak)
+        warm = [run_nixseal(manifest, out / "root", env)[0] for _ in range(args.runs)]
+        single = [run_nixseal(one, fresh(out / "one"), env)[0] for _ in range(args.single_runs)]
+        single_installed = [
+            run_nixseal(one, fresh(out / "one"), env, INSTALLED_LAYOUT)[0]
+            for _ in range(args.single_runs)
+        ]
+        startup = []
+        for _ in range(args.single_runs):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+            startup.append(time.perf_counter() - start)
 
     med = statistics.median
     n = args.secrets

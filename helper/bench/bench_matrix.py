@@ -25,7 +25,6 @@ import json
 import os
 import statistics
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from bench_install import (
     fresh,
     in_private_namespace,
     run_nixseal,
+    scratch,
 )
 
 from nixseal.age import crypto
@@ -187,26 +187,17 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     stanza_counts = [int(s) for s in args.stanzas.split(",")]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="nixseal-matrix-") as tmp:
-        work = Path(tmp)
-        out = work / "out"
-        out.mkdir()
-        if ramfs:
-            subprocess.run(["mount", "-t", "ramfs", "none", str(out)], check=True)
-        try:
-            host, admins = keys(work)
-            env = child_env(work)
-            for size in sizes:
-                for stanzas in stanza_counts:
-                    made = make(work, host, admins, size, stanzas)
-                    if not rows:  # fills the bytecode cache
-                        run_nixseal(made[0], fresh(out / "warmup"), env, INSTALLED_LAYOUT)
-                    row = Row(size, stanzas)
-                    measure(row, made, host, out, env, args)
-                    rows.append(row)
-        finally:
-            if ramfs:
-                subprocess.run(["umount", str(out)], check=True)
+    with scratch("nixseal-matrix-", ramfs) as (work, out):
+        host, admins = keys(work)
+        env = child_env(work)
+        for size in sizes:
+            for stanzas in stanza_counts:
+                made = make(work, host, admins, size, stanzas)
+                if not rows:  # fills the bytecode cache
+                    run_nixseal(made[0], fresh(out / "warmup"), env, INSTALLED_LAYOUT)
+                row = Row(size, stanzas)
+                measure(row, made, host, out, env, args)
+                rows.append(row)
     where = "ramfs" if ramfs else "the temporary directory's filesystem (not root)"
     print(f"cpus: {os.cpu_count()}, outputs on {where}, nixseal medians of {args.runs} runs")
     print("~: baseline run on the first --baseline-max files and scaled linearly")
