@@ -249,3 +249,14 @@ def test_what_to_rekey_and_rotate_comes_from_the_files(repo: Repo, tmp_path: Pat
     assert removed.code == 0, removed.err
     assert removed.text == "removed admin bob in secrets/secrets.toml\n"
     assert repo.run("check").code == 0
+
+
+def test_without_tomlkit_the_verbs_say_so(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nixseal.repo import readers
+
+    monkeypatch.setattr(readers, "MISSING", True)
+    before = repo.rules.read_text()
+    r = repo.run("host", "remove", "db1")
+    assert r.code == 2
+    assert "needs the Python package 'tomlkit', which is not installed" in r.err
+    assert repo.rules.read_text() == before

@@ -14,9 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import tomlkit
-import tomlkit.exceptions
-from tomlkit.items import AoT, Array, InlineTable, Table
+try:
+    import tomlkit
+    import tomlkit.exceptions
+    from tomlkit.items import AoT, Array, InlineTable, Table
+
+    MISSING = False
+except ImportError:  # a hand-made install without the dependency
+    MISSING = True
 
 from nixseal.errors import RulesError, UsageError
 from nixseal.models import ReaderKind
@@ -51,6 +56,11 @@ def edit(path: Path, change: Change) -> ReadersChange:
     """Apply change to the rules file at path; check and write the result."""
     old = load_rules(path)
     where = display_path(old.path)
+    if MISSING:
+        raise UsageError(
+            f"{where}: editing the rules needs the Python package 'tomlkit', which is not "
+            "installed (pip install tomlkit); or edit the file by hand"
+        )
     text = old.path.read_text(encoding="utf-8")
     try:
         doc = tomlkit.parse(text)
