@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pyrage
 from pyrage import plugin, ssh, x25519
 
-from nixseal.age import sshkey
 from nixseal.age.header import parse_header
 from nixseal.errors import CryptoError, DecryptError
 from nixseal.util.keytext import looks_private, refuse, shown
@@ -62,6 +61,8 @@ def identities_from_bytes(data: bytes, source: str) -> list[Identity]:
         try:
             return [Identity(source, ssh.Identity.from_buffer(data))]
         except pyrage.IdentityError as err:
+            from nixseal.age import sshkey  # only to explain the failure
+
             hint = ""
             if "decrypted" in str(err) or sshkey.is_protected(data):
                 hint = " (passphrase-protected: nothing can ask for its passphrase here)"

@@ -11,6 +11,7 @@ import os
 import sys
 
 from nixseal import __version__, cli
+from nixseal.util.log import LOG_FORMATS
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -72,7 +73,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "(repeatable; default $NIXSEAL_IDENTITY, then ~/.ssh/id_ed25519)",
     )
     parser.add_argument(
-        "--log-format", choices=("console", "json"), default="console", help="log output format"
+        "--log-format", choices=LOG_FORMATS, default="console", help="log output format"
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")

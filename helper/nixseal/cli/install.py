@@ -20,11 +20,9 @@ from nixseal.util.log import LOG_FORMATS
 if TYPE_CHECKING:
     import argparse
 
-    from nixseal.util.log import Logger
-
-if TYPE_CHECKING:
     from nixseal.engine.activation import Activation
     from nixseal.engine.restart import Units
+    from nixseal.util.log import Logger
 
 
 EXAMPLES = """\
@@ -68,15 +66,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# The flags parse_quickly knows: flag -> (attribute, takes a value).
-_GLOBAL = {"-v": ("verbose", False), "--verbose": ("verbose", False), "-q": ("quiet", False)}
-_GLOBAL |= {"--quiet": ("quiet", False), "--log-format": ("log_format", True)}
-_OWN = {"--manifest": ("manifest", True), "--root": ("root", True)}
-_OWN |= {
-    f"--{flag}": (flag.replace("-", "_"), False)
-    for flag in ("dry-run", "no-mount", "defer-signals", "signal-pending")
+# The flags parse_quickly knows: flag -> (attribute, takes a value); the
+# global ones before the verb, the verb's own after it.
+_GLOBAL = {
+    "-v": ("verbose", False),
+    "--verbose": ("verbose", False),
+    "-q": ("quiet", False),
+    "--quiet": ("quiet", False),
+    "--log-format": ("log_format", True),
 }
-_OWN["--log-format"] = ("log_format", True)
+_OWN = {
+    "--manifest": ("manifest", True),
+    "--root": ("root", True),
+    "--dry-run": ("dry_run", False),
+    "--no-mount": ("no_mount", False),
+    "--defer-signals": ("defer_signals", False),
+    "--signal-pending": ("signal_pending", False),
+    "--log-format": ("log_format", True),
+}
 
 
 def parse_quickly(argv: Sequence[str]) -> argparse.Namespace | None:
@@ -87,9 +94,9 @@ def parse_quickly(argv: Sequence[str]) -> argparse.Namespace | None:
     missing --manifest, both signal flags) returns None, and argparse reads
     the command line as always, with its own messages.
     """
-    values: dict[str, object] = {"verbose": 0, "quiet": False, "log_format": "console"}
-    values |= {"verb": "install", "manifest": None, "root": None, "dry_run": False}
-    values |= {"no_mount": False, "defer_signals": False, "signal_pending": False}
+    values: dict[str, object] = {"verb": "install", "verbose": 0, "quiet": False}
+    values |= {"log_format": "console", "manifest": None, "root": None}
+    values |= {attr: False for attr, valued in _OWN.values() if not valued}
     flags, i, seen_verb = _GLOBAL, 0, False
     while i < len(argv):
         arg = argv[i]

@@ -54,7 +54,6 @@ def _structlog() -> Any:
 
 LOG_FORMATS = ("console", "json")
 
-_LEVELS = LEVELS
 # Set by configure(lean=True): the logger every get_logger() binds from.
 _lean: Events | None = None
 
@@ -73,9 +72,9 @@ def configure(
     """
     global _lean  # noqa: PLW0603 (one configuration per process)
     out = stream if stream is not None else sys.stderr
-    level = _LEVELS["debug"] if verbosity > 0 else _LEVELS["info"]
+    level = LEVELS["debug"] if verbosity > 0 else LEVELS["info"]
     if verbosity < 0:
-        level = _LEVELS["warning"]
+        level = LEVELS["warning"]
     if lean:
         sink = to_stream(fmt, out)
         if "JOURNAL_STREAM" in os.environ:  # under systemd (socket is imported only then)

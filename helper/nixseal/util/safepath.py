@@ -165,7 +165,7 @@ class _Walk:
             if not stat.S_ISDIR(st.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), where)
             try:
-                fd = _open_at(name, here.fd)
+                fd = os.open(name, _DIR, dir_fd=here.fd)
             except OSError as err:
                 if err.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
                     continue  # swapped since the lstat: look again
@@ -191,7 +191,7 @@ class _Walk:
             os.mkdir(name, self.create, dir_fd=here.fd)
         except FileExistsError:
             return None
-        fd = _open_at(name, here.fd)
+        fd = os.open(name, _DIR, dir_fd=here.fd)
         os.fchmod(fd, self.create)  # the umask must not narrow it
         # In a user's directory, what is made is the user's (as the rest of the chain).
         os.fchown(fd, self.chain_uid or -1, -1 if self.gid is None else self.gid)
@@ -212,30 +212,19 @@ class _Walk:
 
 # A walk holds a descriptor per level, and a path may be deeper than the
 # usual soft limit of 1,024 open files. At this depth (no real path is as
-# deep) the limit is raised while descriptors are left: importing `resource`
-# needs one itself.
+# deep) the soft limit is raised to the hard one, while descriptors are
+# left: importing `resource` needs one itself.
 _DEEP = 64
 
 
-def _open_at(name: str, dir_fd: int) -> int:
-    try:
-        return os.open(name, _DIR, dir_fd=dir_fd)
-    except OSError as err:
-        if err.errno != errno.EMFILE or not _more_descriptors():
-            raise
-    return os.open(name, _DIR, dir_fd=dir_fd)
-
-
-def _more_descriptors() -> bool:
+def _more_descriptors() -> None:
     """Raise the soft limit of open files to the hard one (the hard limit
     of a systemd service is far higher than the soft one)."""
     import resource  # only on this rare path: ~0.7 ms at every boot otherwise
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= hard:
-        return False
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return True
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def open_root(path: str | None) -> Dir:
