@@ -86,10 +86,10 @@ def report(
         print(change.done)
         return 0
     print(f"{change.done} in {change.where}")
+    ctx = Context.from_args(args, change.rules)
     code = 0
     if change.rekey:
-        code = _offer_rekey(args, verb, change.rekey, old)
-    ctx = Context.from_args(args)
+        code = _offer_rekey(ctx, args, verb, change.rekey, old)
     if change.rotate:
         _advise_rotation(ctx.rules, change)
     if change.unread:
@@ -100,7 +100,9 @@ def report(
     return code
 
 
-def _offer_rekey(args: argparse.Namespace, verb: str, names: list[str], old: str) -> int:
+def _offer_rekey(
+    ctx: Context, args: argparse.Namespace, verb: str, names: list[str], old: str
+) -> int:
     command = "nixseal rekey" + (
         "".join(f" {n}" for n in names) if len(names) <= _NAMES_MAX else ""
     )
@@ -108,7 +110,6 @@ def _offer_rekey(args: argparse.Namespace, verb: str, names: list[str], old: str
     if args.no_rekey or (not args.rekey and not _confirm(len(names))):
         print(f"{count} encrypted to the old {old}; run: {command}")
         return 0
-    ctx = Context.from_args(args)
     p = rekey.plan(ctx, names, force=False)
     done = rekey.reencrypt(ctx, p.todo, p.failed)
     for msg in p.failed:

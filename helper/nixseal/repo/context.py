@@ -32,8 +32,10 @@ class Context:
     _identities: list[crypto.Identity] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Context:
-        rules = load_rules(rules_path_from_args(args))
+    def from_args(cls, args: argparse.Namespace, rules: Rules | None = None) -> Context:
+        """The run's context; rules when already loaded, else from --rules or the cwd."""
+        if rules is None:
+            rules = load_rules(rules_path_from_args(args))
         return cls(rules, State.load(rules), identity.identity_specs(args.identities or []))
 
     def identities(self) -> list[crypto.Identity]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from nixseal.models import CheckEntryJson, CheckReportJson
+from nixseal.models import CheckEntryJson, CheckReportJson, ReaderKind
 from nixseal.repo import drift
 from nixseal.repo.context import create_command
 from nixseal.repo.rules import Rules, recipient_id
@@ -56,12 +56,8 @@ def shared_keys(rules: Rules) -> list[str]:
     """One line per key the rules give to several readers: a host key copied
     to another host, or an admin's key that is also a host's."""
     owners: dict[str, list[str]] = {}
-    for kind, keys in (
-        ("admin", dict(rules.admins)),
-        ("host", {n: h.key for n, h in rules.hosts.items()}),
-        ("user", {n: u.key for n, u in rules.users.items()}),
-    ):
-        for name, key in keys.items():
+    for kind in ReaderKind:
+        for name, key in rules.keys_of(kind).items():
             owners.setdefault(recipient_id(key), []).append(f"{kind} {name}")
     where = display_path(rules.path)
     lines = []

@@ -10,7 +10,7 @@ read (rotate).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,14 +27,22 @@ from nixseal.errors import RulesError, UsageError
 from nixseal.models import ReaderKind
 from nixseal.repo import drift
 from nixseal.repo.pubkey import key_from_argument
-from nixseal.repo.rules import Rules, check_key, did_you_mean, load_rules, parse_rules, recipient_id
+from nixseal.repo.rules import (
+    IDENT,
+    Rules,
+    check_key,
+    did_you_mean,
+    load_rules,
+    parse_rules,
+    recipient_id,
+)
 from nixseal.repo.state import State
 from nixseal.util.atomic import write_atomic
 from nixseal.util.paths import display_path
+from nixseal.util.readfile import AGE_FILE_LIMIT, read_regular
 
 # The tables that hold each kind of reader.
 _TABLE = {ReaderKind.ADMIN: "admins", ReaderKind.HOST: "hosts", ReaderKind.USER: "users"}
-_NAME_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 class ReadersChange(NamedTuple):
@@ -43,6 +51,7 @@ class ReadersChange(NamedTuple):
     where: str  # the rules file, as messages show it
     done: str  # e.g. "removed host db1"
     unchanged: bool  # nothing to write: the rules already said so
+    rules: Rules  # the rules as they are now
     rekey: list[str]  # secrets whose recipients changed: their files are stale
     rotate: list[str]  # secrets a removed reader could read
     unread: list[str]  # secrets no host or user reads any more (admins only)
@@ -69,7 +78,7 @@ def edit(path: Path, change: Change) -> ReadersChange:
     done = change(doc, old)
     new_text = doc.as_string()
     if new_text == text:
-        return ReadersChange(where, done, True, [], [], [], [])
+        return ReadersChange(where, done, True, old, [], [], [], [])
     try:
         new = parse_rules(new_text, old.path)
     except RulesError as err:
@@ -89,18 +98,23 @@ def _compare(old: Rules, new: Rules, where: str, done: str) -> ReadersChange:
     lost: set[str] = set()
     for name in sorted(new.secrets):
         now = {r.label for r in new.recipients_for(name)}
-        if after.inspect(name).needs_rekey:
+        try:  # read once, inspected against both rules
+            data: bytes | None = read_regular(new.file_for(name), AGE_FILE_LIMIT)
+        except OSError:
+            data = None  # missing or unreadable: nothing to rekey, nothing it gave away
+        if data is not None and after.inspect(name, data).needs_rekey:
             rekey.append(name)
         if name in old.secrets:
-            then = before.inspect(name)
-            gone = {r.ref.label for r in then.readers if r.present is not False} - now
-            if gone:
-                rotate.append(name)
-                lost |= gone
+            if data is not None:
+                then = before.inspect(name, data)
+                gone = {r.ref.label for r in then.readers if r.present is not False} - now
+                if gone:
+                    rotate.append(name)
+                    lost |= gone
             had = {r.label for r in old.recipients_for(name)}
             if _read_by_more_than_admins(had) and not _read_by_more_than_admins(now):
                 unread.append(name)
-    return ReadersChange(where, done, False, rekey, rotate, unread, sorted(lost))
+    return ReadersChange(where, done, False, new, rekey, rotate, unread, sorted(lost))
 
 
 def _read_by_more_than_admins(labels: set[str]) -> bool:
@@ -118,13 +132,13 @@ def add_reader(kind: ReaderKind, name: str, key_argument: str, *, replace: bool)
         _check_name(kind, name, where)
         key = key_from_argument(key_argument)
         check_key(key, "KEY")
-        current = _keys(rules, kind)
+        current = rules.keys_of(kind)
         if name in current and not replace:
             raise UsageError(
                 f"{where}: {kind} {name!r} already exists; pass --replace to change its key"
             )
         if name not in current and replace:
-            raise UsageError(f"{where}: no {kind} {name!r} to replace; {_known(rules, kind, name)}")
+            raise UsageError(f"{where}: no {kind} {name!r} to replace; {_known(name, current)}")
         _refuse_shared(rules, kind, name, key, where)
         if name in current and recipient_id(current[name]) == recipient_id(key):
             return f"{kind} {name}: key unchanged"
@@ -145,8 +159,9 @@ def remove_reader(kind: ReaderKind, name: str) -> Change:
 
     def change(doc: Any, rules: Rules) -> str:
         where = display_path(rules.path)
-        if name not in _keys(rules, kind):
-            raise UsageError(f"{where}: no {kind} {name!r}; {_known(rules, kind, name)}")
+        names = rules.keys_of(kind)
+        if name not in names:
+            raise UsageError(f"{where}: no {kind} {name!r}; {_known(name, names)}")
         if kind is ReaderKind.ADMIN and len(rules.admins) == 1:
             raise UsageError(
                 f"{where}: {name} is the last admin, and only admins can rekey; "
@@ -176,15 +191,16 @@ def set_group(name: str, members: Sequence[str]) -> Change:
 
     def change(doc: Any, rules: Rules) -> str:
         where = display_path(rules.path)
-        if not name or not set(name) <= _NAME_OK:
+        if not IDENT.fullmatch(name):
             raise UsageError(f"{where}: [groups] {name}: bad name: use A-Z a-z 0-9 . _ -")
         for m in members:
             bare = m.removeprefix("@")
             known = rules.groups if m.startswith("@") else rules.hosts
             if bare not in known:
                 kind = "group" if m.startswith("@") else "host"
-                hint = did_you_mean(bare, known) or f"known: {', '.join(sorted(known)) or 'none'}"
-                raise UsageError(f"{where}: no {kind} {bare!r} for group {name}; {hint}")
+                raise UsageError(
+                    f"{where}: no {kind} {bare!r} for group {name}; {_known(bare, known)}"
+                )
         wanted = list(dict.fromkeys(members))
         if name in rules.groups and list(doc["groups"][name]) == wanted:
             return f"group {name}: members unchanged"
@@ -206,8 +222,7 @@ def remove_group(name: str) -> Change:
     def change(doc: Any, rules: Rules) -> str:
         where = display_path(rules.path)
         if name not in rules.groups:
-            hint = did_you_mean(name, rules.groups) or f"known: {', '.join(rules.groups) or 'none'}"
-            raise UsageError(f"{where}: no group {name!r}; {hint}")
+            raise UsageError(f"{where}: no group {name!r}; {_known(name, rules.groups)}")
         ref = f"@{name}"
         users = [f"group {g}" for g, m in _tables(doc, "groups", arrays=True) if ref in m]
         users += [f"secret {s}" for s, t in _tables(doc, "secrets") if ref in t.get("hosts", [])]
@@ -226,20 +241,14 @@ def remove_group(name: str) -> Change:
 # --- the document -----------------------------------------------------------------------
 
 
-def _keys(rules: Rules, kind: ReaderKind) -> dict[str, str]:
-    if kind is ReaderKind.ADMIN:
-        return dict(rules.admins)
-    entries = rules.hosts if kind is ReaderKind.HOST else rules.users
-    return {n: e.key for n, e in entries.items()}
-
-
-def _known(rules: Rules, kind: ReaderKind, name: str) -> str:
-    names = _keys(rules, kind)
-    return did_you_mean(name, names) or f"known: {', '.join(sorted(names)) or 'none'}"
+def _known(name: str, names: Iterable[str]) -> str:
+    """The nearest names to a mistyped one, else all of them."""
+    names = sorted(names)
+    return did_you_mean(name, names) or f"known: {', '.join(names) or 'none'}"
 
 
 def _check_name(kind: ReaderKind, name: str, where: str) -> None:
-    if not name or not set(name) <= _NAME_OK:
+    if not IDENT.fullmatch(name):
         raise RulesError(f"{where}: [{_TABLE[kind]}] {name}: bad name: use A-Z a-z 0-9 . _ -")
 
 
@@ -247,7 +256,7 @@ def _refuse_shared(rules: Rules, kind: ReaderKind, name: str, key: str, where: s
     """One key, one reader: `check` fails on a shared key, so never write one."""
     rid = recipient_id(key)
     for other_kind in ReaderKind:
-        for other, other_key in _keys(rules, other_kind).items():
+        for other, other_key in rules.keys_of(other_kind).items():
             if (other_kind, other) != (kind, name) and recipient_id(other_key) == rid:
                 raise UsageError(
                     f"{where}: that key is already {other_kind} {other}'s; "

@@ -37,7 +37,8 @@ GENERATOR_KINDS = tuple(k.value for k in GeneratorKind)
 # Kinds whose output size is a choice; the key kinds have a fixed size.
 SIZED_KINDS = tuple(k.value for k in GeneratorKind if k.sized)
 
-_IDENT = re.compile(r"[A-Za-z0-9._-]+")
+# Names of admins, hosts, users and groups.
+IDENT = re.compile(r"[A-Za-z0-9._-]+")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _DURATION = re.compile(r"\s*(\d+)\s*([hdwy])\s*")
 _DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -155,6 +156,13 @@ class Rules:
         for n in chosen:
             self.secret(n)
         return chosen or (sorted(self.secrets) if default_all else [])
+
+    def keys_of(self, kind: ReaderKind) -> dict[str, str]:
+        """name -> key of every admin, host or user (kind)."""
+        if kind is ReaderKind.ADMIN:
+            return dict(self.admins)
+        entries = self.hosts if kind is ReaderKind.HOST else self.users
+        return {n: e.key for n, e in entries.items()}
 
     def recipients_for(self, name: str) -> tuple[RecipientRef, ...]:
         """Admins, then hosts, then users of a secret; one entry per key."""
@@ -347,7 +355,7 @@ class _Parser:
         return value
 
     def ident(self, table: str, name: str) -> str:
-        if not _IDENT.fullmatch(name):
+        if not IDENT.fullmatch(name):
             raise self.fail(table, name, "bad name: use A-Z a-z 0-9 . _ -")
         return name
 
