@@ -43,12 +43,16 @@ def test_init_with_ssh_public_key_file(tmp_path: Path) -> None:
     assert load_rules(tmp_path / "secrets" / "secrets.toml").admins == {"bob": ssh.public}
 
 
-def test_init_defaults_to_the_users_ssh_key_or_a_placeholder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home directory of the test's own, with an empty ~/.ssh."""
+    path = tmp_path / "home"
+    (path / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(path))
+    return path
+
+
+def test_init_defaults_to_the_users_ssh_key_or_a_placeholder(tmp_path: Path, home: Path) -> None:
     work = tmp_path / "w1"
     work.mkdir()
     r = run_cli("init", "--admin", "carol", cwd=work)
@@ -108,13 +112,10 @@ def test_unknown_login_name_asks_for_admin(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_init_names_the_key_it_used_and_whether_it_has_a_passphrase(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, home: Path
 ) -> None:
     from test_sshkey import protected_key
 
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
     locked = protected_key(home / ".ssh", "pw")  # ~/.ssh/id_ed25519, the default
     work = tmp_path / "w1"
     work.mkdir()

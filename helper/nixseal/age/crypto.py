@@ -6,7 +6,6 @@ may go (ramfs, stdout, a private tmpfs), never this module.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -203,12 +202,9 @@ def decrypt(data: bytes, identities: Sequence[Identity], source: str) -> bytes:
 def tried(identities: Sequence[Identity]) -> str:
     """The key files (or op:// references) identities came from, for messages:
     under the home directory as ~/..., as a shell expands it."""
-    home = os.environ.get("HOME", "").rstrip("/")
+    from nixseal.util.paths import home_relative  # only for this message
 
-    def shown(source: str) -> str:
-        return "~" + source[len(home) :] if home and source.startswith(home + "/") else source
-
-    return ", ".join(dict.fromkeys(shown(i.source) for i in identities)) or "none"
+    return ", ".join(dict.fromkeys(home_relative(i.source) for i in identities)) or "none"
 
 
 def _explain(data: bytes, reason: str, identities: Sequence[Identity]) -> str:

@@ -192,28 +192,35 @@ def _open_age_passphrase_file(data: bytes, source: str, prompt: Prompt) -> bytes
             f"{source}: an age file encrypted to keys, not a passphrase; "
             "identity files may only be passphrase-encrypted (age -p)"
         )
-    for _ in range(_PASSPHRASE_TRIES - 1):
-        try:
-            return crypto.decrypt_with_passphrase(
-                data, prompt(f"passphrase for {source}: "), source
-            )
-        except DecryptError:
-            print("wrong passphrase, try again", file=sys.stderr)
-    return crypto.decrypt_with_passphrase(data, prompt(f"passphrase for {source}: "), source)
+    return _with_passphrase(
+        source, prompt, lambda p: crypto.decrypt_with_passphrase(data, p, source), DecryptError
+    )
 
 
 def _unlock(data: bytes, source: str, prompt: Prompt) -> bytes:
     """A passphrase-protected OpenSSH key, unlocked in memory."""
-    for attempt in range(1, _PASSPHRASE_TRIES + 1):
+    try:
+        return _with_passphrase(
+            source, prompt, lambda p: sshkey.unlock(data, p, source), WrongPassphrase
+        )
+    except WrongPassphrase as err:
+        raise WrongPassphrase(
+            f"{source}: wrong passphrase for this ssh key "
+            f"({_PASSPHRASE_TRIES} tries); nothing was changed"
+        ) from err
+
+
+def _with_passphrase(
+    source: str, prompt: Prompt, open_with: Callable[[str], bytes], wrong: type[Exception]
+) -> bytes:
+    """open_with(the passphrase), asked up to _PASSPHRASE_TRIES times; the
+    last wrong one's error is raised."""
+    for _ in range(_PASSPHRASE_TRIES - 1):
         try:
-            return sshkey.unlock(data, prompt(f"passphrase for {source}: "), source)
-        except WrongPassphrase:
-            if attempt < _PASSPHRASE_TRIES:
-                print("wrong passphrase, try again", file=sys.stderr)
-    raise WrongPassphrase(
-        f"{source}: wrong passphrase for this ssh key "
-        f"({_PASSPHRASE_TRIES} tries); nothing was changed"
-    )
+            return open_with(prompt(f"passphrase for {source}: "))
+        except wrong:
+            print("wrong passphrase, try again", file=sys.stderr)
+    return open_with(prompt(f"passphrase for {source}: "))
 
 
 def _refuse_public_key(lines: Sequence[str], source: str) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def display_path(path: Path) -> str:
@@ -14,3 +17,9 @@ def display_path(path: Path) -> str:
         return str(path)
     # Outside the cwd a relative path ("../../tmp/x") only confuses.
     return str(path) if rel == ".." or rel.startswith("../") else rel
+
+
+def home_relative(path: str) -> str:
+    """path under the home directory as ~/..., as a shell expands it."""
+    home = os.environ.get("HOME", "").rstrip("/")
+    return "~" + path[len(home) :] if home and path.startswith(home + "/") else path
