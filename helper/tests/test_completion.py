@@ -61,6 +61,15 @@ def _script(shell: str, tmp_path: Path) -> Path:
     return path
 
 
+# What bash and fish both complete (they filter by the prefix themselves).
+_BOTH = [
+    ("nixseal ho", ["host"]),
+    ("nixseal host ", ["add", "remove"]),
+    ("nixseal host remove ", ["db1", "web1"]),
+    ("nixseal edit web1/", ["web1/alice", "web1/app-token"]),
+]
+
+
 BASH = """
 source "$1"
 COMP_WORDS=("${@:2}"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMPREPLY=()
@@ -73,10 +82,7 @@ printf '%s\\n' "${COMPREPLY[@]}"
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("nixseal ho", ["host"]),
-        ("nixseal host ", ["add", "remove"]),
-        ("nixseal host remove ", ["db1", "web1"]),
-        ("nixseal edit web1/", ["web1/alice", "web1/app-token"]),
+        *_BOTH,
         ("nixseal -i key.txt rotate d", ["db/password"]),
         ("nixseal rekey db/password w", ["web1/alice", "web1/app-token"]),
         ("nixseal group set all ", ["db1", "web1"]),
@@ -130,10 +136,7 @@ def test_zsh(
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("nixseal ho", ["host"]),
-        ("nixseal host ", ["add", "remove"]),
-        ("nixseal host remove ", ["db1", "web1"]),
-        ("nixseal edit web1/", ["web1/alice", "web1/app-token"]),
+        *_BOTH,
         ("nixseal --rules secrets/secrets.toml decrypt d", ["db/password"]),
         ("nixseal --log-format ", ["console", "json"]),
         ("nixseal encrypt db/password secrets/secrets.t", ["secrets/secrets.toml"]),
