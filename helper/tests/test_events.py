@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from nixseal.util import events, log
@@ -47,6 +47,9 @@ def _both(
     bound=st.dictionaries(_NAMES, _VALUES, max_size=3),
     fields=st.dictionaries(_NAMES, _VALUES, max_size=5),
 )
+# blank events, which structlog trims (found by hypothesis)
+@example(fmt="console", level="debug", event=" ", bound={}, fields={})
+@example(fmt="console", level="info", event="x ", bound={}, fields={"a": "b"})
 def test_the_same_lines_as_structlog(
     fmt: str, level: str, event: str, bound: dict[str, Any], fields: dict[str, Any]
 ) -> None:

@@ -66,7 +66,8 @@ def _console_value(value: Any) -> str:
 def console_line(level: str, event: str, fields: dict[str, Any]) -> str:
     parts = [f"[{level.ljust(_LEVEL_WIDTH)}]", str(event)]
     parts += [f"{k}={_console_value(v)}" for k, v in fields.items()]
-    return " ".join(parts)
+    # as structlog joins them: empty parts left out, no trailing blanks
+    return " ".join(p for p in parts if p).rstrip(" ")
 
 
 def _timestamp() -> str:
