@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from nixseal.age import crypto, generators
 from nixseal.errors import NixsealError
-from nixseal.models import Generator, GeneratorKind
+from nixseal.models.repo import Generator, GeneratorKind
 
 
 def test_password_default_length_and_alphabet() -> None:

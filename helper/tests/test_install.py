@@ -708,9 +708,12 @@ def test_an_install_imports_nothing_of_the_admin_side(scene: Scene, with_templat
     if with_template:
         scene.template("t", "x", path="/etc/t.conf")
     argv = ["install", "--manifest", str(scene.write()), "--root", str(scene.root), "--no-mount"]
+    # -S, as the package starts it: what site imports would hide what the
+    # install imports (the dependencies are on this interpreter's path)
+    path = [str(HELPER_DIR), *(p for p in sys.path if p and Path(p).is_dir())]
     proc = subprocess.run(
-        [sys.executable, "-c", IMPORTED, *argv],
-        env={**os.environ, "PYTHONPATH": str(HELPER_DIR)},
+        [sys.executable, "-S", "-c", IMPORTED, *argv],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
         capture_output=True,
         text=True,
         check=True,
@@ -724,6 +727,10 @@ def test_an_install_imports_nothing_of_the_admin_side(scene: Scene, with_templat
     assert not {m for m in modules if m.split(".")[0] == "structlog"}  # ~16 ms (util/events.py)
     assert not {"argparse", "gettext", "locale"} & modules  # ~8 ms (install.parse_quickly)
     assert not {"dataclasses", "inspect"} & modules  # ~5 ms: NamedTuples instead
+    # nixseal.util.lean, .digest, .fastjson, ._socket: docs/performance.md
+    costly = {"typing", "contextlib", "json", "re", "enum", "functools", "collections"}
+    costly |= {"hashlib", "hmac", "base64", "struct", "socket", "signal", "importlib"}
+    assert not costly & modules
     # what only some installs need is imported only by those
     assert ("nixseal.engine.render" in modules) is with_template
     assert ("nixseal.engine.links" in modules) is with_template

@@ -1,4 +1,4 @@
-"""nixseal/names.py and modules/lib/names.nix accept and refuse the same names.
+"""nixseal/util/names.py and modules/lib/names.nix accept and refuse the same names.
 
 The build checks secret names and unit names with the modules' patterns,
 the helper with its own when it reads a rules file or a manifest. Each
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from nixseal.engine import manifest
 from nixseal.errors import RulesError
 from nixseal.repo import rules
-from nixseal.util.names import SECRET_NAME, UNIT_NAME
+from nixseal.util.names import is_secret_name, is_unit_name
 
 pytestmark = needs_nix
 
@@ -136,13 +136,13 @@ def nix_units(strings: list[str]) -> list[bool]:
 
 
 def python_name(name: str) -> bool:
-    verdict = SECRET_NAME.fullmatch(name) is not None
+    verdict = is_secret_name(name)
     assert manifest.is_name(name) == verdict, name
     return verdict
 
 
 def python_unit(unit: str) -> bool:
-    return UNIT_NAME.fullmatch(unit) is not None
+    return is_unit_name(unit)
 
 
 def rules_accept(name: str) -> bool:

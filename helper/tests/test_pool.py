@@ -173,7 +173,7 @@ def _install_both_ways(
             if e["event"] in {"installed", "failed"}
         ]
         seen.append((r.code, tree(scene.root / "run/secrets.d/1"), events))
-    assert used == [4, 1]
+    assert used == [4]  # too few files for two workers: the pool is not even asked
     return seen[0], seen[1]
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nixseal.errors import RulesError
-from nixseal.models import Generator, GeneratorKind
+from nixseal.models.repo import Generator, GeneratorKind
 from nixseal.repo.rules import (
     check_secret_name,
     display_path,

@@ -7,8 +7,6 @@ may go (ramfs, stdout, a private tmpfs), never this module.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyrage
 from pyrage import plugin, ssh, x25519
@@ -16,10 +14,14 @@ from pyrage import plugin, ssh, x25519
 from nixseal.age.header import parse_header
 from nixseal.errors import CryptoError, DecryptError
 from nixseal.util.keytext import looks_private, refuse, shown
+from nixseal.util.lean import NamedTuple
 from nixseal.util.readfile import IDENTITY_LIMIT, read_regular
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path  # in annotations only: the boot path never imports pathlib
+    from typing import Any
 
 _SSH_PRIVATE_MARKERS = (
     b"-----BEGIN OPENSSH PRIVATE KEY-----",

@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 
 from nixseal.errors import NixsealError
-from nixseal.models import Generator, GeneratorKind
+from nixseal.models.repo import Generator, GeneratorKind
 
 DEFAULT_PASSWORD_LENGTH = 32
 DEFAULT_RANDOM_BYTES = 32  # hex and base64: bytes of randomness, like `openssl rand`

@@ -8,18 +8,17 @@ must not pay for the admin verbs' imports.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from nixseal.errors import NixsealError
 from nixseal.util import signals
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
 
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -65,7 +64,11 @@ def _chosen_verb(argv: Sequence[str]) -> str | None:
 
 
 def _verb_module(verb: str) -> ModuleType:
-    return importlib.import_module(f"nixseal.cli.{VERBS[verb][0]}")
+    # __import__, not importlib.import_module: importlib (with warnings)
+    # is one more import at every boot.
+    name = f"nixseal.cli.{VERBS[verb][0]}"
+    __import__(name)
+    return sys.modules[name]
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nixseal.models import ReaderKind
+from nixseal.models.repo import ReaderKind
 from nixseal.repo import rekey
 from nixseal.repo.context import Context, rules_path_from_args
 from nixseal.repo.readers import ReadersChange, add_reader, edit, remove_reader

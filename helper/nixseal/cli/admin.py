@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from nixseal.cli import _readers
-from nixseal.models import ReaderKind
+from nixseal.models.repo import ReaderKind
 
 EXAMPLES = """\
 examples:

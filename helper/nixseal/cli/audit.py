@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from nixseal.models import AuditEntryJson
+from nixseal.models.repo import AuditEntryJson
 from nixseal.repo.audit import REPLACED, audit, report
 from nixseal.repo.context import Context
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import types
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
 
 from nixseal.errors import UsageError
 from nixseal.util.log import LOG_FORMATS
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
 
     from nixseal.engine.activation import Activation
     from nixseal.engine.restart import Units
@@ -94,7 +94,8 @@ def parse_quickly(argv: Sequence[str]) -> argparse.Namespace | None:
     missing --manifest, both signal flags) returns None, and argparse reads
     the command line as always, with its own messages.
     """
-    values: dict[str, object] = {"verb": "install", "verbose": 0, "quiet": False}
+    values: dict[str, object] = {"verb": "install", "quiet": False}
+    verbose = 0
     values |= {"log_format": "console", "manifest": None, "root": None}
     values |= {attr: False for attr, valued in _OWN.values() if not valued}
     flags, i, seen_verb = _GLOBAL, 0, False
@@ -118,7 +119,7 @@ def parse_quickly(argv: Sequence[str]) -> argparse.Namespace | None:
                 return None  # argparse says which are
             values[attr] = inline
         elif attr == "verbose":
-            values[attr] = cast(int, values[attr]) + 1
+            verbose += 1
         else:
             values[attr] = True
         i += 1
@@ -126,7 +127,9 @@ def parse_quickly(argv: Sequence[str]) -> argparse.Namespace | None:
         return None
     if values["defer_signals"] and values["signal_pending"]:
         return None
-    return cast("argparse.Namespace", types.SimpleNamespace(**values))
+    # argparse's Namespace is a plain attribute bag too; importing argparse
+    # for it is what this function avoids.
+    return types.SimpleNamespace(**values, verbose=verbose)  # type: ignore[return-value]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,7 +155,7 @@ def _install(activation: Activation, args: argparse.Namespace, log: Logger) -> i
     with activation.locked():
         out = activation.run()
         log = log.bind(generation=out.generation)
-        counts = {state.value: len(keys) for state, keys in sorted(out.states.items()) if keys}
+        counts = {state: len(keys) for state, keys in sorted(out.states.items()) if keys}
         units = {"restart": list(out.units.restart), "reload": list(out.units.reload)}
         if args.dry_run:
             log = log.bind(dry_run=True)

@@ -18,9 +18,6 @@ the hand-over of units after it. Nothing here ever logs a value.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from nixseal.engine import generation as gen
 from nixseal.engine import record as rec
@@ -32,8 +29,12 @@ from nixseal.engine.plan import plan
 from nixseal.engine.restart import Units
 from nixseal.engine.write import Outcome, Writer
 from nixseal.util import safepath
+from nixseal.util.lean import contextmanager
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from nixseal.util.log import Logger
 
 

@@ -10,8 +10,6 @@ previous entries it would find them from are then the new ones).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from nixseal.engine import generation as gen
 from nixseal.engine import record as rec
@@ -19,10 +17,12 @@ from nixseal.engine.manifest import Entry, Manifest
 from nixseal.engine.plan import Plan
 from nixseal.engine.write import Outcome, os_reason
 from nixseal.errors import NixsealError
-from nixseal.models import EntryState
 from nixseal.util.safepath import Dir
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nixseal.engine.links import Links
     from nixseal.util.log import Logger
 
@@ -104,7 +104,7 @@ class Commit:
                 links.place(entry.path, entry.rel, os.geteuid() if uid is None else uid)
             except (NixsealError, OSError) as err:
                 reason = str(err) if isinstance(err, NixsealError) else os_reason(err)
-                out.add(EntryState.FAILED, entry.key)
+                out.add("failed", entry.key)
                 self.log.error(
                     "failed", kind=entry.kind, name=entry.name, path=entry.path, reason=reason
                 )

@@ -8,17 +8,18 @@ process still does every file-system change and log event.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
-
 from nixseal.engine.manifest import Secret
 from nixseal.engine.previous import Previous, Value
 from nixseal.errors import NixsealError
+from nixseal.util.digest import sha256
+from nixseal.util.lean import NamedTuple, contextmanager
 from nixseal.util.readfile import AGE_FILE_LIMIT, read_regular
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
     from nixseal.util.log import Logger
 
 # A forked worker must decrypt at least this many files to repay its fork
@@ -35,9 +36,10 @@ class Input(NamedTuple):
     previous: Value | None  # unchanged since the previous generation: its verified value
 
 
-# What the first pass knows of each secret: its input, or why it failed.
-Inputs = dict[str, "Input | NixsealError"]
-Plaintexts = Iterator[tuple[Secret, "bytes | NixsealError"]]
+if TYPE_CHECKING:
+    # What the first pass knows of each secret: its input, or why it failed.
+    Inputs = dict[str, Input | NixsealError]
+    Plaintexts = Iterator[tuple[Secret, bytes | NixsealError]]
 
 
 def read_inputs(
@@ -56,7 +58,7 @@ def read_inputs(
         except NixsealError as err:
             inputs[secret.key] = err
             continue
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256(data).hexdigest()
         inputs[secret.key] = Input(data, digest, previous.reusable(secret, digest))
     return inputs
 
@@ -108,7 +110,12 @@ def decryptions(
         assert isinstance(ciphertext, Input)
         return _decrypt(ciphertext.data, loaded, secret.file)
 
-    from nixseal.util import pool  # only when something is decrypted
+    if len(todo) < 2 * FILES_PER_WORKER:
+        # Too few files for two workers: decrypted here, without the pool's imports.
+        yield ((s, _attempt(decrypt, s)) for s in todo)
+        return
+
+    from nixseal.util import pool
 
     workers = pool.workers_for(len(todo), FILES_PER_WORKER, loaded)
     with pool.OrderedMap(
@@ -118,6 +125,13 @@ def decryptions(
         lambda why: log.warning("decryption workers failed; continuing alone", reason=why),
     ) as results:
         yield zip(todo, results, strict=True)
+
+
+def _attempt(decrypt: Callable[[Secret], bytes], secret: Secret) -> bytes | NixsealError:
+    try:
+        return decrypt(secret)
+    except NixsealError as err:
+        return err
 
 
 def _needs_decrypting(got: Input | NixsealError) -> bool:

@@ -24,13 +24,13 @@ symlink found in its place, never what it points to.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import stat
 
 from nixseal.errors import Blocked, GenerationError, NixsealError
+from nixseal.util.lean import suppress
 from nixseal.util.safepath import (
     Dir,
     names,
@@ -279,7 +279,7 @@ class Store:
             _write_all(fd, b" " * size)
         except OSError as err:
             os.close(fd)
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.unlink(name, dir_fd=self.dir.fd)
             why = err.strerror
             raise GenerationError(
@@ -308,7 +308,7 @@ class Store:
         """The units of generation number were handed over: an empty file says so
         (it needs no space, and the record itself is never rewritten)."""
         step()
-        with contextlib.suppress(FileExistsError):
+        with suppress(FileExistsError):
             fd = os.open(
                 _handed(number),
                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -363,7 +363,7 @@ class OldGeneration:
             up, part = self.parent_fd(head)
             fd = None
             if up is not None:
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     fd = os.open(part, _DIR, dir_fd=up)
             self._dirs[head] = fd
         return self._dirs[head], name
@@ -428,7 +428,7 @@ class NewGeneration:
             up, part = self.parent_fd(head)
             step()
             try:
-                with contextlib.suppress(FileExistsError):
+                with suppress(FileExistsError):
                     os.mkdir(part, DIR_MODE, dir_fd=up)
                 fd = os.open(part, _DIR, dir_fd=up)
             except OSError as err:
@@ -458,7 +458,7 @@ class NewGeneration:
             os.fchmod(fd, mode)
             _write_all(fd, data)
         except BaseException:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.unlink(name, dir_fd=up)
             raise
         finally:

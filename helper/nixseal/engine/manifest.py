@@ -8,15 +8,18 @@ with a message naming the field, e.g. ``secrets[3].name: hostile name
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping, Set
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from nixseal.errors import ManifestError
-from nixseal.util.names import SECRET_NAME, UNIT_NAME
+from nixseal.util import fastjson
+from nixseal.util.lean import NamedTuple
+from nixseal.util.names import SEGMENT_CHARS, is_secret_name, is_unit_name, only
 from nixseal.util.readfile import MANIFEST_LIMIT, read_regular
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Set
+    from typing import Any
 
 VERSION = 1
 DEFAULT_MOUNT_POINT = "/run/secrets.d"
@@ -30,8 +33,9 @@ RUNTIME_DIR_TOKEN = "%r"  # noqa: S105 (a path token, not a password)
 # target of 4,095 (PATH_MAX less its NUL).
 NAME_MAX = 255
 PATH_MAX = 4095
-_ACCOUNT = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\$?|[0-9]+")
-_MODE = re.compile(r"0?[0-7]{3}")
+_DIGITS = "0123456789"
+_OCTAL = "01234567"
+_ACCOUNT_START = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
 # uid_t and gid_t are 32 bits; (uid_t)-1 means "leave unchanged" to chown.
 _MAX_ID = 2**32 - 2
 
@@ -59,7 +63,8 @@ _TEMPLATE_KEYS = _ENTRY_KEYS | {"content"}
 
 
 # NamedTuples, not frozen dataclasses: as immutable, and importing
-# dataclasses (with inspect, ast and dis) cost every boot ~5 ms.
+# dataclasses (with inspect, ast and dis) cost every boot ~5 ms; declared
+# with nixseal.util.lean's, which needs no typing at run time.
 class Secret(NamedTuple):
     """A secret: where its file goes, who reads it, and its age file."""
 
@@ -140,16 +145,19 @@ def load(path: str) -> Manifest:
 
 def parse(data: bytes | str, source: str = "manifest") -> Manifest:
     try:
-        doc = json.loads(data)
+        doc = fastjson.loads(data)
     except UnicodeDecodeError as err:
         raise ManifestError(f"{source}: not UTF-8 JSON") from err
-    except json.JSONDecodeError as err:
-        raise ManifestError(
-            f"{source}: bad JSON at line {err.lineno} column {err.colno}: {err.msg}"
-        ) from err
     except RecursionError as err:
         raise ManifestError(f"{source}: bad JSON: nested too deeply") from err
-    except ValueError as err:  # a number of more than 4300 digits
+    except ValueError as err:
+        import json  # loaded already: fastjson hands bad JSON to it
+
+        if isinstance(err, json.JSONDecodeError):
+            raise ManifestError(
+                f"{source}: bad JSON at line {err.lineno} column {err.colno}: {err.msg}"
+            ) from err
+        # a number of more than 4300 digits
         raise ManifestError(f"{source}: bad JSON: {str(err).split(';')[0]}") from err
     try:
         return _Parser().manifest(doc)
@@ -207,7 +215,7 @@ def is_normal_path(text: str) -> bool:
 
 
 def is_unit(text: str) -> bool:
-    return UNIT_NAME.fullmatch(text) is not None
+    return is_unit_name(text)
 
 
 def _too_long(text: str, where: str) -> None:
@@ -221,12 +229,12 @@ def _too_long(text: str, where: str) -> None:
 
 def is_name(name: str) -> bool:
     """Relative path of [A-Za-z0-9._-] segments; never '.', '..' or absolute."""
-    return SECRET_NAME.fullmatch(name) is not None
+    return is_secret_name(name)
 
 
 def parse_mode(text: str) -> int | None:
     """An octal permission string ("0400", "640") or None when it is not one."""
-    if not _MODE.fullmatch(text):
+    if not (len(text) == 3 or (len(text) == 4 and text[0] == "0")) or not only(text, _OCTAL):
         return None
     return int(text, 8)
 
@@ -368,7 +376,7 @@ class _Parser:
         result: dict[str, str] = {}
         seen: dict[str, str] = {}
         for name, text in obj.items():
-            where = f"placeholders[{json.dumps(name)}]"  # escaped: the key is unchecked
+            where = f"placeholders[{fastjson.dumps(name)}]"  # escaped: the key is unchecked
             if name not in names:
                 raise ManifestError(f"{where}: no secret of that name")
             if not isinstance(text, str) or not text:
@@ -502,7 +510,7 @@ def _account(value: Any, where: str) -> str | None:
         return str(value)
     if (
         not isinstance(value, str)
-        or not _ACCOUNT.fullmatch(value)
+        or not _is_account(value)
         or len(value) > 64
         or (value.isdigit() and int(value) > _MAX_ID)
     ):
@@ -512,10 +520,22 @@ def _account(value: Any, where: str) -> str | None:
     return value
 
 
+def _is_account(text: str) -> bool:
+    """[A-Za-z_][A-Za-z0-9._-]*$? (a user or group name), or a decimal id."""
+    if only(text, _DIGITS):
+        return True
+    stem = text[:-1] if text.endswith("$") else text
+    return (
+        stem[:1] != ""
+        and stem[0] in _ACCOUNT_START
+        and (len(stem) == 1 or only(stem[1:], SEGMENT_CHARS))
+    )
+
+
 def _units(value: Any, where: str) -> tuple[str, ...]:
     units = []
     for i, unit in enumerate(_list(value, where)):
-        if not isinstance(unit, str) or not UNIT_NAME.fullmatch(unit):
+        if not isinstance(unit, str) or not is_unit_name(unit):
             raise ManifestError(f"{where}[{i}]: bad unit name {unit!r}")
         units.append(unit)
     return tuple(units)

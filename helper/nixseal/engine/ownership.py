@@ -7,10 +7,12 @@ those files are missing the host's databases are used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from nixseal.errors import NixsealError, OwnershipError
 from nixseal.util.readfile import TEXT_LIMIT, read_regular
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT_UID = 0
 ROOT_GID = 0

@@ -8,8 +8,6 @@ full ramfs fails entries, never the record that makes them trusted.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from nixseal.engine import generation as gen
 from nixseal.engine import record as rec
 from nixseal.engine.manifest import Manifest
@@ -17,6 +15,7 @@ from nixseal.engine.previous import Previous
 from nixseal.errors import GenerationError
 from nixseal.util.safepath import Dir
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nixseal.util.log import Logger
 

@@ -12,18 +12,19 @@ reused without decrypting it again.
 
 from __future__ import annotations
 
-import hmac
 import os
 import stat
-from typing import TYPE_CHECKING, NamedTuple
 
 from nixseal.engine import record
 from nixseal.engine.generation import NewGeneration, OldGeneration
 from nixseal.engine.manifest import Entry
-from nixseal.models import EntryState
+from nixseal.util.digest import compare_digest
+from nixseal.util.lean import NamedTuple
 from nixseal.util.readfile import AGE_FILE_LIMIT
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from nixseal.models.install import EntryState
     from nixseal.util.log import Logger
 
 # A generation of another tool has no sizes: the largest file compared or
@@ -84,7 +85,7 @@ class Previous:
         if got is None:
             return None
         data, st = got
-        if data is None or not hmac.compare_digest(record.mac(self.record.key, data), old.mac):
+        if data is None or not compare_digest(record.mac(self.record.key, data), old.mac):
             fields = {"kind": entry.kind, "name": entry.name, "path": entry.path}
             self.log.warning(altered, **fields)
             return None
@@ -101,21 +102,21 @@ class Previous:
         """installed, changed or unchanged: the new value against the previous one."""
         rel = self._rel(entry)
         if rel is None or self.old is None:
-            return EntryState.INSTALLED
+            return "installed"
         if self.record is not None:
             old = self.entries[entry.key]
-            if old.mac is None or not hmac.compare_digest(old.mac, mac):
-                return EntryState.CHANGED
+            if old.mac is None or not compare_digest(old.mac, mac):
+                return "changed"
             # the same value: still there, or removed by hand (then installed again)
             opened = self.old.open(rel)
             if opened is None:
-                return EntryState.INSTALLED
+                return "installed"
             os.close(opened[0])
-            return EntryState.UNCHANGED
+            return "unchanged"
         got = self.old.read(rel, FOREIGN_LIMIT)
         if got is None:
-            return EntryState.INSTALLED
-        return EntryState.UNCHANGED if got[0] == value else EntryState.CHANGED
+            return "installed"
+        return "unchanged" if got[0] == value else "changed"
 
     def keep(self, entry: Entry, new: NewGeneration | None, key: bytes) -> Kept | None:
         """Carry a failed entry's previous file over (new None: a dry run)."""

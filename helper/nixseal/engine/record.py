@@ -18,18 +18,22 @@ another tool.
 
 from __future__ import annotations
 
-import hmac
-import json
 import os
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
 
 from nixseal.engine.manifest import RENDERED_DIR, is_name, is_normal_path, is_unit
+from nixseal.util import fastjson
+from nixseal.util.digest import hmac_sha256
+from nixseal.util.lean import NamedTuple
+from nixseal.util.names import only
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 VERSION = 2
 KEY_BYTES = 32
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX = "0123456789abcdef"
 _TOP = frozenset({"version", "key", "entries", "pending", "unlink"})
 _ENTRY = frozenset({"rel", "path", "source", "mac", "size", "restartUnits", "reloadUnits"})
 _NAME_MAX = 255
@@ -61,7 +65,7 @@ class Record(NamedTuple):
         """The record in data, or None for a foreign or damaged one: when any
         part of it is not exactly as this version writes it."""
         try:
-            return _record(json.loads(data), symlink_path)
+            return _record(fastjson.loads(data), symlink_path)
         except (_Foreign, ValueError, RecursionError):
             return None
 
@@ -85,8 +89,7 @@ class Record(NamedTuple):
             "pending": {"restart": list(self.pending_restart), "reload": list(self.pending_reload)},
             "unlink": [list(u) for u in self.unlink],
         }
-        # json.dumps, not json.dump: only the one-shot form uses the C encoder.
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return fastjson.dumps(doc, separators=(",", ":")).encode()
 
 
 def new_key() -> bytes:
@@ -94,7 +97,7 @@ def new_key() -> bytes:
 
 
 def mac(key: bytes, value: bytes) -> bytes:
-    return hmac.digest(key, value, "sha256")
+    return hmac_sha256(key, value)
 
 
 class _Foreign(Exception):
@@ -156,7 +159,7 @@ def _is_rel(rel: Any) -> bool:
 
 
 def _hex64(value: Any) -> bool:
-    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
+    return isinstance(value, str) and len(value) == 64 and only(value, _HEX)
 
 
 def _units(value: Any) -> tuple[str, ...]:

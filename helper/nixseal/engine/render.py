@@ -7,8 +7,9 @@ again, so no value can pull another secret into a file it was not meant for.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 def referenced(content: str, placeholders: Mapping[str, str]) -> list[str]:
@@ -25,6 +26,22 @@ def render(content: str, values: Mapping[str, bytes], placeholders: Mapping[str,
     raw = content.encode()
     if not used:
         return raw
-    # Longest first, so a placeholder that is a prefix of another loses.
-    pattern = re.compile(b"|".join(re.escape(t) for t in sorted(used, key=len, reverse=True)))
-    return pattern.sub(lambda m: used[m.group(0)], raw)
+    # No re (~8 ms of every boot to import): at each step the earliest
+    # placeholder, and of those found there the longest, so a placeholder
+    # that is a prefix of another loses; the next occurrence of each is kept
+    # and searched again only once the scan has passed it.
+    parts: list[bytes] = []
+    at = 0
+    found = {text: raw.find(text) for text in used}
+    while True:
+        hits = [(where, -len(text), text) for text, where in found.items() if where >= 0]
+        if not hits:
+            break
+        where, _, text = min(hits)
+        parts += [raw[at:where], used[text]]
+        at = where + len(text)
+        for other, seen in found.items():
+            if 0 <= seen < at:
+                found[other] = raw.find(other, at)
+    parts.append(raw[at:])
+    return b"".join(parts)

@@ -10,10 +10,13 @@ waiting (--no-block), and only for units that are running (try-...).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
 
+from nixseal.util.lean import NamedTuple
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from nixseal.util.log import Logger
 
 SYSTEMD_RUNNING = "/run/systemd/system"

@@ -11,26 +11,22 @@ same. Nothing here ever logs a value.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
 
 from nixseal.engine import record as rec
-from nixseal.engine.decryption import (
-    Identities,
-    Inputs,
-    Plaintexts,
-    decryptions,
-    read_inputs,
-    to_decrypt,
-)
+from nixseal.engine.decryption import Identities, decryptions, read_inputs, to_decrypt
 from nixseal.engine.manifest import Entry, Manifest, Secret, Template
 from nixseal.engine.plan import Plan
 from nixseal.engine.previous import Kept, Value
 from nixseal.engine.restart import Units, collect
 from nixseal.errors import NixsealError
-from nixseal.models import EntryState
+from nixseal.util.lean import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from nixseal.engine.decryption import Inputs, Plaintexts
+    from nixseal.models.install import EntryState
     from nixseal.util.log import Logger
 
 
@@ -53,7 +49,7 @@ class Outcome:
 
     def add(self, state: EntryState, key: str) -> None:
         # A later step (its custom link) can fail an entry counted done.
-        if state is EntryState.FAILED:
+        if state == "failed":
             for keys in self.states.values():
                 if key in keys:
                     keys.remove(key)
@@ -61,7 +57,7 @@ class Outcome:
 
     @property
     def failed(self) -> list[str]:
-        return self.states.get(EntryState.FAILED, [])
+        return self.states.get("failed", [])
 
 
 def os_reason(err: OSError) -> str:
@@ -70,8 +66,9 @@ def os_reason(err: OSError) -> str:
     return f"{where}{err.strerror or err}"
 
 
-# (uid, gid) to give an entry's file; raises for an unknown owner.
-Owners = Callable[[Entry], "tuple[int | None, int | None]"]
+if TYPE_CHECKING:
+    # (uid, gid) to give an entry's file; raises for an unknown owner.
+    Owners = Callable[[Entry], tuple[int | None, int | None]]
 
 
 class Writer:
@@ -101,7 +98,7 @@ class Writer:
                 state, kept, reason = self._install(entry, inputs, plaintexts)
                 out.add(state, entry.key)
                 self._log(entry, state, kept, reason)
-                if state in (EntryState.INSTALLED, EntryState.CHANGED):
+                if state in ("installed", "changed"):
                     restart += entry.restart_units
                     reload += entry.reload_units
                 if kept is not None:
@@ -117,7 +114,7 @@ class Writer:
         new_keys = {e.key for e in self.m.entries}
         for key, old in self.previous.entries.items():
             if key not in new_keys:
-                out.add(EntryState.REMOVED, key)
+                out.add("removed", key)
                 kind, name = key.split(":", 1)
                 self.log.info("removed", kind=kind, name=name, path=old.path)
                 restart += old.restart_units
@@ -129,12 +126,12 @@ class Writer:
 
     def _log(self, entry: Entry, state: EntryState, kept: Kept | None, reason: str) -> None:
         fields = {"kind": entry.kind, "name": entry.name, "path": entry.path}
-        if state is EntryState.FAILED:
+        if state == "failed":
             self.log.error("failed", **fields, reason=reason, kept_previous=kept is not None)
-        elif state is EntryState.UNCHANGED:
-            self.log.debug(state.value, **fields)
+        elif state == "unchanged":
+            self.log.debug(state, **fields)
         else:
-            self.log.info(state.value, **fields)
+            self.log.info(state, **fields)
 
     def _install(self, entry: Entry, inputs: Inputs, plaintexts: Plaintexts) -> Installed:
         try:
@@ -151,7 +148,7 @@ class Writer:
                         self.values[entry.name] = value
                     shared = self._share(entry, got.previous, uid, gid)
                     if shared is not None:
-                        return Installed(EntryState.UNCHANGED, shared._replace(source=source))
+                        return Installed("unchanged", shared._replace(source=source))
                 else:
                     secret, result = next(plaintexts)
                     assert secret is entry  # both follow the manifest's order
@@ -171,7 +168,7 @@ class Writer:
         except (NixsealError, OSError) as err:
             reason = str(err) if isinstance(err, NixsealError) else os_reason(err)
             kept = self.previous.keep(entry, self.plan.new, self.plan.key)
-            return Installed(EntryState.FAILED, kept, reason)
+            return Installed("failed", kept, reason)
 
     def _write(self, entry: Entry, value: bytes, uid: int | None, gid: int | None) -> None:
         assert self.plan.new is not None

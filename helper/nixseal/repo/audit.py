@@ -15,7 +15,7 @@ import datetime
 import subprocess
 from pathlib import Path
 
-from nixseal.models import AuditEntryJson, AuditReportJson
+from nixseal.models.repo import AuditEntryJson, AuditReportJson
 from nixseal.repo import drift
 from nixseal.repo.context import now
 from nixseal.repo.findings import findings as findings_of

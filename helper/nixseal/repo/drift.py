@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nixseal.age import header
 from nixseal.errors import CryptoError
-from nixseal.models import DriftStatus
+from nixseal.models.repo import DriftStatus
 from nixseal.repo.rules import RecipientRef, Rules, recipient_id
 from nixseal.repo.state import State
 from nixseal.util.keytext import PRIVATE_KEY, looks_private

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from nixseal.models import CheckEntryJson, CheckReportJson, ReaderKind
+from nixseal.models.repo import CheckEntryJson, CheckReportJson, ReaderKind
 from nixseal.repo import drift
 from nixseal.repo.context import create_command
 from nixseal.repo.rules import Rules, recipient_id

@@ -24,7 +24,7 @@ except ImportError:  # a hand-made install without the dependency
     MISSING = True
 
 from nixseal.errors import RulesError, UsageError
-from nixseal.models import ReaderKind
+from nixseal.models.repo import ReaderKind
 from nixseal.repo import drift
 from nixseal.repo.pubkey import key_from_argument
 from nixseal.repo.rules import (

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from nixseal.errors import CryptoError, PrivateKeyError, RulesError
-from nixseal.models import Generator, GeneratorKind, ReaderKind
-from nixseal.util.names import SECRET_NAME
+from nixseal.models.repo import Generator, GeneratorKind, ReaderKind
+from nixseal.util.names import is_segment
 from nixseal.util.paths import display_path
 from nixseal.util.readfile import TEXT_LIMIT, read_regular
 
@@ -243,7 +243,7 @@ def check_secret_name(name: str, where: str) -> str:
     if not name or name.startswith("/") or name.endswith("/"):
         raise RulesError(f"{where}: bad secret name {name!r}: must be a relative path")
     for seg in name.split("/"):
-        if not SECRET_NAME.fullmatch(seg):  # a name of one segment
+        if not is_segment(seg):
             raise RulesError(
                 f"{where}: bad secret name {name!r}: use segments of A-Z a-z 0-9 . _ - "
                 "joined by '/', never '..' or '.'"

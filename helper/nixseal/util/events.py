@@ -13,18 +13,23 @@ this module.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from typing import Any, TextIO
+
+from nixseal.util import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TextIO
+
+    Sink = Callable[[str, str, dict[str, Any]], None]  # level, event, fields
+    Render = Callable[[str, str, dict[str, Any]], str]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 # structlog pads the level to its longest name ("exception")
 _LEVEL_WIDTH = 9
 # Strings holding these are quoted (repr) on the console, as structlog does.
 _QUOTED = frozenset(" \t=\r\n\"'")
-
-Sink = Callable[[str, str, dict[str, Any]], None]  # level, event, fields
 
 
 class Events:
@@ -79,10 +84,7 @@ def _timestamp() -> str:
 
 def json_line(level: str, event: str, fields: dict[str, Any], timestamp: str | None = None) -> str:
     record = {**fields, "event": event, "level": level, "timestamp": timestamp or _timestamp()}
-    return json.dumps(record, default=repr)
-
-
-Render = Callable[[str, str, dict[str, Any]], str]
+    return fastjson.dumps(record, default=repr)
 
 
 def renderer(fmt: str) -> Render:

@@ -15,16 +15,23 @@ Fields carry what events carry: names, paths, states, reasons, never a value.
 
 from __future__ import annotations
 
+# _socket, not socket: socket.py builds its enums at import (enum, with
+# functools and collections: ~5 ms of every boot under systemd).
+import _socket
 import os
-import socket
-from typing import Any, TextIO
 
-from nixseal.util.events import Render, Sink
+from nixseal.models.install import ENTRY_STATES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from nixseal.util.events import Render, Sink
 
 SOCKET = "/run/systemd/journal/socket"
 _PRIORITY = {"debug": "7", "info": "6", "warning": "4", "error": "3"}
 # The events of one entry of the install, by the state they name.
-STATES = frozenset({"installed", "changed", "unchanged", "removed", "failed"})
+STATES = frozenset(ENTRY_STATES)
 # Other events, by the short name NIXSEAL_EVENT gives them.
 _EVENTS = {
     "units signalled": "signalled",
@@ -102,7 +109,7 @@ def encode(pairs: list[tuple[str, str]]) -> bytes:
 
 def sink(line_for: Render, fallback: Sink) -> Sink:
     """A sink sending each event to the journal; fallback where it cannot."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
 
     def send(level: str, event: str, fields: dict[str, Any]) -> None:
         datagram = encode(fields_of(level, event, fields, line_for(level, event, fields)))

@@ -8,15 +8,27 @@ with fields, never plaintext: secret values must not reach any processor.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import types
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, Protocol, TextIO
 
 from nixseal.util.events import LEVELS, Events, renderer, to_stream
+from nixseal.util.lean import contextmanager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, Protocol, TextIO
+
+    class Logger(Protocol):
+        """What nixseal asks of a logger: structlog's bound logger, or a test's
+        recorder. Values are keyword fields; a secret's value is never one."""
+
+        def bind(self, **fields: Any) -> Logger: ...
+        def debug(self, event: str, **fields: Any) -> Any: ...
+        def info(self, event: str, **fields: Any) -> Any: ...
+        def warning(self, event: str, **fields: Any) -> Any: ...
+        def error(self, event: str, **fields: Any) -> Any: ...
 
 
 class _Deferred(types.ModuleType):
@@ -25,6 +37,8 @@ class _Deferred(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         if sys.modules.get(self.__name__) is self:
             del sys.modules[self.__name__]
+        import importlib
+
         return getattr(importlib.import_module(self.__name__), attr)
 
 
@@ -108,17 +122,6 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-
-
-class Logger(Protocol):
-    """What nixseal asks of a logger: structlog's bound logger, or a test's
-    recorder. Values are keyword fields; a secret's value is never one."""
-
-    def bind(self, **fields: Any) -> Logger: ...
-    def debug(self, event: str, **fields: Any) -> Any: ...
-    def info(self, event: str, **fields: Any) -> Any: ...
-    def warning(self, event: str, **fields: Any) -> Any: ...
-    def error(self, event: str, **fields: Any) -> Any: ...
 
 
 def get_logger(**initial: Any) -> Logger:

@@ -22,13 +22,16 @@ through its descriptor (``dir_fd=``), never through a symlink.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable, Collection
 
 from nixseal.errors import Blocked, UnsafePath
+from nixseal.util.lean import suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
 
 # Fault injection for the tests, never set in real use: called with the
 # number of each filesystem change just before it is made, so a test can
@@ -279,7 +282,7 @@ def place_symlink(d: Dir, name: str, target: str) -> None:
             raise Blocked(f"{where}: a directory is in the way; move it") from err
     elif st is not None and not stat.S_ISLNK(st.st_mode):
         raise Blocked(f"{where}: a file is in the way; move it")
-    with contextlib.suppress(FileNotFoundError):  # left by a killed run
+    with suppress(FileNotFoundError):  # left by a killed run
         step()
         os.unlink(tmp, dir_fd=d.fd)
     try:
@@ -288,7 +291,7 @@ def place_symlink(d: Dir, name: str, target: str) -> None:
         step()
         os.rename(tmp, name, src_dir_fd=d.fd, dst_dir_fd=d.fd)
     except OSError as err:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(tmp, dir_fd=d.fd)
         raise Blocked(f"{where}: cannot place symlink: {err.strerror}") from err
 
@@ -298,7 +301,7 @@ def remove_symlink(d: Dir, name: str, target: str) -> None:
     if d.readlink(name) != target:
         return
     step()
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(name, dir_fd=d.fd)
 
 
@@ -336,7 +339,7 @@ def remove_tree(d: Dir, name: str, is_dir: bool | None = None, tries: int = 0) -
         for entry in listing:  # d_type from the listing: no lstat per file
             remove_tree(sub, entry.name, entry.is_dir(follow_symlinks=False))
     step()
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.rmdir(name, dir_fd=d.fd)
 
 

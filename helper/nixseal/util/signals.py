@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import nixseal
+from nixseal.util.lean import contextmanager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 SIGINT: int = _signal.SIGINT
 SIGTERM: int = _signal.SIGTERM

@@ -1,5 +1,5 @@
-"""The vocabulary both sides share: states, kinds and the JSON shapes nixseal
-emits. Imports nothing of nixseal, so any module may use it.
+"""The admin side's vocabulary: the states of a file against the rules,
+the kinds of readers and generators, and the JSON of `check` and `audit`.
 
 Enums are str-valued: a state prints, logs and serialises as the word the
 docs use (`installed`, `stale`), and compares equal to it.
@@ -9,19 +9,6 @@ from __future__ import annotations
 
 import enum
 from typing import NamedTuple, TypedDict
-
-
-class EntryState(str, enum.Enum):
-    """How one secret or template left an install run."""
-
-    INSTALLED = "installed"  # new since the previous generation (or first boot)
-    CHANGED = "changed"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"  # kept its previous value when there was one
-    REMOVED = "removed"  # in the previous generation, gone from the manifest
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class DriftStatus(str, enum.Enum):
