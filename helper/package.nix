@@ -85,10 +85,26 @@ python3Packages.buildPythonApplication {
   # traceback from Python's default handler. After wrapPythonPrograms
   # (buildPythonApplication's own postFixup), the wrapped script's shebang
   # goes through env.
+  #
+  # libexec/nixseal-install is what the modules run: the install alone,
+  # with an isolated interpreter that reads no site directory and finds
+  # exactly this package and pyrage (launcher/nixseal-install.in says why).
   postFixup = ''
     sed -i '1s|^#! *\(.*\)$|#!${coreutils}/bin/env -S --block-signal=INT,TERM \1|' \
       "$out/bin/.nixseal-wrapped"
     head -n 1 "$out/bin/.nixseal-wrapped" | grep -q -- '--block-signal=INT,TERM'
+
+    mkdir -p "$out/libexec"
+    sed -e 's|@env@|${coreutils}/bin/env|' \
+      -e 's|@python@|${python3Packages.python.interpreter}|' \
+      -e "s|@sitePackages@|$out/${python3Packages.python.sitePackages}|" \
+      -e 's|@pyragePackages@|${pyrage}/${python3Packages.python.sitePackages}|' \
+      ${./launcher/nixseal-install.in} > "$out/libexec/nixseal-install"
+    chmod 0555 "$out/libexec/nixseal-install"
+    ! grep -q '@[a-zA-Z]*@' "$out/libexec/nixseal-install"
+    test -d "${pyrage}/${python3Packages.python.sitePackages}/pyrage"
+  '' + lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+    "$out/libexec/nixseal-install" --help > /dev/null
   '';
   pythonImportsCheck = [
     "nixseal"

@@ -42,7 +42,7 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
-from conftest import HELPER_DIR, IS_ROOT_NS, REPO_ROOT
+from conftest import HELPER_DIR, IS_ROOT_NS, REPO_ROOT, write_launcher
 
 CACHE = REPO_ROOT / "build" / "nspawn"
 GUEST_PACKAGE = "/opt/nixseal"  # the nixseal "package" as the guest sees it
@@ -324,7 +324,8 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _install_wrapper(root: Path) -> None:
-    """/opt/nixseal/bin/nixseal: the guest's python3 on the bound helper."""
+    """/opt/nixseal/bin/nixseal and libexec/nixseal-install: the guest's python3
+    on the bound helper, the launcher made from the package's template."""
     bin_dir = root / GUEST_PACKAGE.lstrip("/") / "bin"
     bin_dir.mkdir(parents=True)
     for sub in ("src", "site-packages"):
@@ -336,6 +337,9 @@ def _install_wrapper(root: Path) -> None:
         'exec /usr/bin/python3 -m nixseal "$@"\n'
     )
     exe.chmod(0o755)
+    site = f"{GUEST_PACKAGE}/site-packages"
+    launcher = bin_dir.parent / "libexec/nixseal-install"
+    write_launcher(launcher, "/usr/bin/python3", f"{GUEST_PACKAGE}/src", site)
 
 
 def write_file(path: Path, text: str | bytes, mode: int = 0o644) -> None:

@@ -35,6 +35,28 @@ if os.geteuid() != 0:
 os.environ["NIX_CONFIG"] = os.environ.get("NIX_CONFIG", "") + "\n" + NIX_CONFIG
 
 
+LAUNCHER = HELPER_DIR / "launcher/nixseal-install.in"
+
+
+def pyrage_site() -> str:
+    """The directory this interpreter finds pyrage in."""
+    import pyrage
+
+    return str(Path(pyrage.__file__).resolve().parent.parent)
+
+
+def write_launcher(path: Path, python: str, site: str, pyrage_dir: str) -> Path:
+    """libexec/nixseal-install as helper/package.nix makes it, with these paths."""
+    text = LAUNCHER.read_text()
+    values = {"env": "/usr/bin/env", "python": python, "sitePackages": site}
+    for name, value in {**values, "pyragePackages": pyrage_dir}.items():
+        text = text.replace(f"@{name}@", value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
 def on_disk(text: str) -> str:
     """text with the store paths it names made the paths this process can open."""
     return text if USER_STORE is None else text.replace("/nix/store/", f"{USER_STORE}/nix/store/")

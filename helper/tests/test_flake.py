@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HELPER_DIR, NIX_CONFIG, NIXPKGS_LIB, REPO_ROOT, needs_nix
+from conftest import (
+    HELPER_DIR,
+    LAUNCHER,
+    NIX_CONFIG,
+    NIXPKGS_LIB,
+    REPO_ROOT,
+    make_ssh_key,
+    needs_nix,
+    pyrage_site,
+)
+
+from nixseal.age import crypto
 
 SYSTEMS = ("x86_64-linux", "aarch64-linux")
 STUB = HELPER_DIR / "tests/stub-nixpkgs"
@@ -292,6 +304,33 @@ def test_the_package_installs_completions_made_by_its_parser(
     assert "__nixseal_at" in (share / "fish/vendor_completions.d/nixseal.fish").read_text()
 
 
+def _run_fixup(fixup: str, out: Path) -> None:
+    """The package's postFixup on out, with the store paths it names stood in
+    by this machine's: env, the interpreter, pyrage's site directory, the
+    launcher's template; the package's own site directory holds this helper."""
+    (env_path,) = set(re.findall(r"(/nix/store/\S+/bin/env)\b", fixup))
+    assert env_path.endswith("-coreutils-9.5/bin/env"), fixup
+    (template,) = re.findall(r"(/nix/store/\S+-nixseal-install\.in)", fixup)
+    (python,) = set(re.findall(r"(/nix/store/\S+/bin/python3\.\d+)\b", fixup))
+    (pyrage_dir,) = set(
+        re.findall(r"(/nix/store/\S+-pyrage-\S+/lib/python3\.\d+/site-packages)", fixup)
+    )
+    site = re.search(r"\$out/(lib/python3\.\d+/site-packages)", fixup)
+    assert site is not None, fixup
+    (out / site.group(1)).mkdir(parents=True)
+    (out / site.group(1) / "nixseal").symlink_to(HELPER_DIR / "nixseal")
+    script = fixup.replace(env_path, "/usr/bin/env").replace(template, str(LAUNCHER))
+    script = script.replace(pyrage_dir, pyrage_site()).replace(python, sys.executable)
+    run = subprocess.run(
+        ["bash", "-euc", script],
+        env={**os.environ, "out": str(out)},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+
+
 @needs_nix
 def test_the_package_starts_python_with_the_signals_blocked(
     outputs: dict[str, Any], tmp_path: Path
@@ -300,23 +339,13 @@ def test_the_package_starts_python_with_the_signals_blocked(
     its shebang then goes through `env --block-signal`, and the script
     still runs (a signal sent before nixseal's first statement waits for
     it: tests/test_signals.py)."""
-    fixup = outputs["packages"]["x86_64-linux"]["nixseal"]["postFixup"]
-    (env_path,) = re.findall(r"#!(/nix/store/\S+/bin/env) ", fixup)
-    assert env_path.endswith("-coreutils-9.5/bin/env"), fixup
     script = tmp_path / "bin/.nixseal-wrapped"
     script.parent.mkdir()
     script.write_text(
         f"#!{sys.executable}\nimport sys\nfrom nixseal.cli import main\nsys.exit(main())\n"
     )
     script.chmod(0o755)
-    run = subprocess.run(
-        ["bash", "-euc", fixup.replace(env_path, "/usr/bin/env")],
-        env={**os.environ, "out": str(tmp_path)},
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stderr
+    _run_fixup(outputs["packages"]["x86_64-linux"]["nixseal"]["postFixup"], tmp_path)
     first = script.read_text().splitlines()[0]
     assert first == f"#!/usr/bin/env -S --block-signal=INT,TERM {sys.executable}"
     env = {**os.environ, "PYTHONPATH": str(HELPER_DIR)}
@@ -324,6 +353,55 @@ def test_the_package_starts_python_with_the_signals_blocked(
         [str(script), "--version"], env=env, capture_output=True, text=True, check=False
     )
     assert version.returncode == 0 and version.stdout.startswith("nixseal "), version.stderr
+
+
+@needs_nix
+def test_the_package_s_launcher_installs_with_only_the_package_and_pyrage(
+    outputs: dict[str, Any], tmp_path: Path
+) -> None:
+    """libexec/nixseal-install, as postFixup makes it: it installs a secret
+    with signals blocked until nixseal's first statement, an isolated
+    interpreter (no PYTHON* variable counts) and no site directory, so
+    nothing outside the package and pyrage is on its path."""
+    out = tmp_path / "out"
+    (out / "bin").mkdir(parents=True)
+    (out / "bin/.nixseal-wrapped").write_text(f"#!{sys.executable}\n")
+    _run_fixup(outputs["packages"]["x86_64-linux"]["nixseal"]["postFixup"], out)
+    launcher = out / "libexec/nixseal-install"
+    assert stat.S_IMODE(launcher.stat().st_mode) == 0o555
+    head = launcher.read_text().splitlines()[0]
+    assert head == f"#!/usr/bin/env -S --block-signal=INT,TERM {sys.executable} -I -S"
+    key = make_ssh_key(tmp_path)
+    value = tmp_path / "db.age"
+    value.write_bytes(crypto.encrypt(b"hunter2\n", [crypto.parse_recipient(key.public, "t")]))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "identityPaths": [str(key.private_path)],
+                "secrets": [{"name": "db", "file": str(value)}],
+            }
+        )
+    )
+    root = tmp_path / "root"
+    root.mkdir()
+    # what the environment would run at start-up, if it counted
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "sitecustomize.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+    env = {**os.environ, "PYTHONPATH": str(probe)}
+    run = subprocess.run(
+        [str(launcher), "--manifest", str(manifest), "--root", str(root), "--no-mount"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (root / "run/secrets/db").read_bytes() == b"hunter2\n"
+    assert "install finished" in run.stderr
+    assert not (tmp_path / "ran").exists()
 
 
 @needs_nix

@@ -58,7 +58,7 @@ def test_user_unit_runs_the_helper_on_login_and_on_a_new_manifest() -> None:
     manifest = home(mod(TOKEN), select="config.nixseal.manifestFile.outPath")
     assert unit["Service"]["Type"] == "oneshot"
     assert unit["Service"]["RemainAfterExit"] is True
-    assert unit["Service"]["ExecStart"].endswith(f"/bin/nixseal install --manifest {manifest}")
+    assert unit["Service"]["ExecStart"].endswith(f"/libexec/nixseal-install --manifest {manifest}")
     assert unit["Install"]["WantedBy"] == ["default.target"]
     assert unit["Unit"]["X-Restart-Triggers"] == [manifest]
     other = home(

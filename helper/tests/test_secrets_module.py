@@ -20,7 +20,17 @@ from typing import Any
 import pytest
 from _nixeval import BASE_HOST as BASE_HOST_EXPR
 from _nixeval import NixEvalError, evaluate, failed, host, host_many, nix_env, nix_string
-from conftest import REPO_ROOT, SshKey, make_ssh_key, needs_nix, needs_root, on_disk
+from conftest import (
+    HELPER_DIR,
+    REPO_ROOT,
+    SshKey,
+    make_ssh_key,
+    needs_nix,
+    needs_root,
+    on_disk,
+    pyrage_site,
+    write_launcher,
+)
 
 from nixseal.age import crypto
 from nixseal.engine import manifest as manifest_mod
@@ -191,7 +201,7 @@ def test_package_option_is_used_by_the_unit() -> None:
         "{ pkgs, ... }: { nixseal.package = pkgs.systemd; }",
         select="config.systemd.services.nixseal-install.serviceConfig.ExecStart",
     )
-    assert "-systemd-257/bin/nixseal install --manifest " in exec_start
+    assert "-systemd-257/libexec/nixseal-install --manifest " in exec_start
 
 
 # --- option documentation ---------------------------------------------------------
@@ -521,7 +531,7 @@ def test_install_unit_is_ordered_before_sysinit_and_reruns_on_switch() -> None:
     assert unit["serviceConfig"]["Type"] == "oneshot"
     assert unit["serviceConfig"]["RemainAfterExit"] is True
     assert unit["serviceConfig"]["ExecStart"].endswith(
-        f"/bin/nixseal install --manifest {r['manifest']}"
+        f"/libexec/nixseal-install --manifest {r['manifest']}"
     )
     assert unit["restartTriggers"] == [r["manifest"]]
     assert "nixseal" not in r["scripts"]
@@ -679,7 +689,7 @@ def test_script_mode_snippet_deps_dry_run_and_restart_lists() -> None:
     assert set(snippet["deps"]) == {"specialfs", "users", "groups", "etc"}
     assert snippet["supportsDryActivation"] is True
     text = snippet["text"]
-    assert f"/bin/nixseal install --manifest {r['manifest_file']} --dry-run" in text
+    assert f"/libexec/nixseal-install --manifest {r['manifest_file']} --dry-run" in text
     assert 'if [ "${NIXOS_ACTION-}" = dry-activate ]' in text
     order = [
         line.split()[-1].rstrip(":")
@@ -706,7 +716,8 @@ def test_dry_activation_snippet_runs_the_helper_in_dry_run(tmp_path: Path) -> No
     fake = tmp_path / "nixseal"
     fake.write_text('#!/bin/sh\necho "$@"\n')
     fake.chmod(0o755)
-    script = text.replace(text.split()[text.split().index("install") - 1], str(fake))
+    (launcher,) = {w for w in text.split() if w.endswith("/libexec/nixseal-install")}
+    script = text.replace(launcher, str(fake))
     for action, expect_dry in (("dry-activate", True), ("switch", False)):
         out = subprocess.run(
             ["bash", "-euc", script],
@@ -715,7 +726,7 @@ def test_dry_activation_snippet_runs_the_helper_in_dry_run(tmp_path: Path) -> No
             text=True,
             check=True,
         ).stdout
-        assert out.startswith("install --manifest ")
+        assert out.startswith("--manifest ")
         assert out.rstrip().endswith("--dry-run") is expect_dry
 
 
@@ -729,6 +740,7 @@ def fake_package(tmp_path: Path) -> Path:
     exe = out / "bin" / "nixseal"
     exe.write_text(f'#!/bin/sh\nexec {sys.executable} -m nixseal "$@"\n')
     exe.chmod(0o755)
+    write_launcher(out / "libexec/nixseal-install", sys.executable, str(HELPER_DIR), pyrage_site())
     return out
 
 
@@ -1192,7 +1204,7 @@ def test_script_mode_restarts_after_the_switch_without_restart_lists() -> None:
     assert unit["restartTriggers"] == [r["manifest_file"]]
     assert unit["serviceConfig"]["ExecStart"] == [
         f"/nix/store/{unit['serviceConfig']['ExecStart'][0].split('/nix/store/')[1].split()[0]}"
-        f" install --manifest {r['manifest_file']} --signal-pending"
+        f" --manifest {r['manifest_file']} --signal-pending"
     ]
     assert unit["wantedBy"] == ["multi-user.target"]
 

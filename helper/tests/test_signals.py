@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from _activation import IMPORTED, Scene, make_scene
-from conftest import HELPER_DIR
+from conftest import HELPER_DIR, pyrage_site, write_launcher
 
 BUDGET = 5.0  # seconds of random runs per signal
 LINE = re.compile(r"nixseal( install)?: (interrupted|terminated)")
@@ -70,6 +70,10 @@ def test_a_signal_at_a_random_instant_is_one_line(scene: Scene, sig: signal.Sign
     blocked = [*BLOCKED, "-m", "nixseal"]
     tail = ["--log-format", "json", "install", "--manifest", str(scene.tmp / "manifest.json")]
     tail += ["--root", str(scene.root), "--no-mount"]
+    lean = write_launcher(
+        scene.tmp / "libexec/nixseal-install", sys.executable, str(HELPER_DIR), pyrage_site()
+    )
+    lean_tail = [t for t in tail if t != "install"]
     start = time.monotonic()
     subprocess.run([str(script), *tail], env=_env(), check=True, capture_output=True)
     full = time.monotonic() - start  # a whole run, signal-free
@@ -81,9 +85,10 @@ def test_a_signal_at_a_random_instant_is_one_line(scene: Scene, sig: signal.Sign
         version += 1
         for i in range(COUNT):
             scene.set_value(f"s{i}", f"{version}-{i}".encode())
-        argv = [str(script)] if version % 2 else blocked
+        # bin/nixseal, env and python by hand, libexec/nixseal-install (the verb is its own)
+        argv = [[str(script), *tail], [*blocked, *tail], [str(lean), *lean_tail]][version % 3]
         delay = rng.uniform(0, full * 1.1)
-        proc = subprocess.Popen([*argv, *tail], env=_env(), stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(argv, env=_env(), stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)

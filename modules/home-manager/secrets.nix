@@ -139,7 +139,7 @@ in
         Service = {
           Type = "oneshot";
           RemainAfterExit = true;
-          ExecStart = "${cfg.package}/bin/nixseal install --manifest ${manifestFile}";
+          ExecStart = "${cfg.package}/libexec/nixseal-install --manifest ${manifestFile}";
         };
         Install.WantedBy = [ "default.target" ];
       };

@@ -3,7 +3,9 @@
 # the users (../security/activation.nix, ../security/for-users.nix).
 { lib }:
 let
-  command = package: manifest: "${package}/bin/nixseal install --manifest ${manifest}";
+  # libexec/nixseal-install, not bin/nixseal install: the same install,
+  # started without nixpkgs' Python wrapper (helper/launcher/nixseal-install.in).
+  command = package: manifest: "${package}/libexec/nixseal-install --manifest ${manifest}";
 in
 {
   inherit command;

@@ -206,6 +206,10 @@ rec {
     type = types.package;
     default = pkgs.nixseal or (throw "nixseal: pkgs has no nixseal package: import the nixseal flake's ${flakeOutput} (which sets it), add its overlays.default to nixpkgs.overlays, or set nixseal.package");
     defaultText = literalExpression "pkgs.nixseal";
-    description = "The nixseal package whose helper installs the secrets.";
+    description = ''
+      The nixseal package whose helper installs the secrets. The units run its
+      `libexec/nixseal-install` (the install with a lean start-up); the build's
+      manifest check runs its `bin/nixseal`.
+    '';
   };
 }
