@@ -11,6 +11,10 @@ Also "nixseal+rules": the secrets come from a rules file (all given to the
 host through a group, declared by `nixseal.declareRulesSecrets`), their
 files are Nix paths hashed into the store as a build does.
 
+Also "nixseal, no inference": with ``nixseal.inferRestarts = false``, what
+finding the services that name secrets' paths costs (the host has n/10
+services, each naming eleven secrets' paths, in every variant).
+
 Also "nixseal, submodule": nixseal's own module with its entry type
 (modules/lib/record.nix) replaced by ``types.submodule``, on a copy of
 modules/ and checks/eval: what the record type saves.
@@ -49,21 +53,37 @@ NIXPKGS_LIB = os.environ.get("NIXPKGS_LIB", "/opt/nixpkgs-lib")
 SECRETS = """lib.listToAttrs (map (i: lib.nameValuePair "app/secret-${toString i}" {
   file = "/var/lib/secrets/secret-${toString i}.age"; owner = "app"; }) (lib.range 1 n))"""
 
-HOST = """{
+# n/10 services, each naming ten of the secrets' paths in its script and
+# one in EnvironmentFile: what nixseal.inferRestarts reads (every variant
+# has them, so that all evaluate the same services).
+SERVICES = """lib.listToAttrs (map (j: lib.nameValuePair "app-${toString j}" {
+  wantedBy = [ "multi-user.target" ];
+  script = lib.concatMapStrings (i: ''
+    test -r /run/secrets/app/secret-${toString (j * 10 + i)}
+  '') (lib.range 1 10);
+  serviceConfig.EnvironmentFile = "-/run/secrets/app/secret-${toString (j * 10 + 1)}";
+  serviceConfig.User = "app";
+  environment.APP_HOME = "/var/lib/app-${toString j}";
+}) (lib.range 0 (n / 10 - 1)))"""
+
+HOST = f"""{{
   networking.hostName = "web1";
   services.openssh.enable = true;
-  users.users.app = { isSystemUser = true; group = "app"; };
-  users.groups.app = { };
-}"""
+  users.users.app = {{ isSystemUser = true; group = "app"; }};
+  users.groups.app = {{ }};
+  systemd.services = {SERVICES};
+}}"""
 
 NIXSEAL = f"""
-  r = h.evalHost {{ modules = [ {HOST} {{ nixseal.secrets = {SECRETS}; }} ]; }};
+  r = h.evalHost {{ modules = [ {HOST} {{ nixseal.secrets = {SECRETS}; }} EXTRA ]; }};
   result = {{
     manifest = builtins.toJSON r.config.nixseal.manifest;
     failed = r.failedAssertions;
     unit = r.config.systemd.services.nixseal-install.serviceConfig.ExecStart or null;
   }};
 """
+
+NO_INFER = "{ nixseal.inferRestarts = false; }"
 
 RULES = f"""
   r = h.evalHost {{ modules = [ {HOST} {{
@@ -189,9 +209,10 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="nixseal-bench-"))
     variants = {
-        "nixseal": (NIXSEAL, HARNESS),
+        "nixseal": (NIXSEAL.replace("EXTRA", ""), HARNESS),
+        "nixseal-no-infer": (NIXSEAL.replace("EXTRA", NO_INFER), HARNESS),
         "nixseal+rules": (RULES, HARNESS),
-        "nixseal-submodule": (NIXSEAL, with_submodules(scratch)),
+        "nixseal-submodule": (NIXSEAL.replace("EXTRA", ""), with_submodules(scratch)),
         "submodule": (SUBMODULE, HARNESS),
     }
     if args.agenix:
@@ -218,7 +239,7 @@ def main() -> None:
         print(" ".join(row))
     shutil.rmtree(scratch)
     print()
-    for base in (v for v in variants if v != "nixseal" and v != "nixseal+rules"):
+    for base in (v for v in variants if v not in {"nixseal", "nixseal+rules"}):
         for n in sizes:
             t, m = results[("nixseal", n)]
             bt, bm = results[(base, n)]

@@ -8,7 +8,8 @@ becomes `Description=`), its `serviceConfig` and `stage2ServiceConfig`
 (`path` gets coreutils, findutils, gnugrep, gnused and systemd appended and
 becomes `PATH=` of their bin and sbin directories), the unit options'
 scripts (nixos/lib/systemd-unit-options.nix: `script`, `preStart`,
-`postStart` become `ExecStart`, `ExecStartPre`, `ExecStartPost` of a
+`postStart`, `reload`, `preStop`, `postStop` become `ExecStart`,
+`ExecStartPre`, `ExecStartPost`, `ExecReload`, `ExecStop`, `ExecStopPost` of a
 `writeShellScriptBin` holding `set -e` and the text), `serviceToUnit` and
 `attrsToSection` (keys sorted; a list is one line per element; booleans
 `true`/`false`; `Environment="NAME=value"` as JSON strings, sorted by
@@ -132,13 +133,15 @@ def service_text(name: str, svc: dict[str, Any], default_path: list[str], out: R
     unit.update(svc.get("unitConfig", {}))
 
     service = dict(svc.get("serviceConfig", {}))
-    for opt, key in (
-        ("preStart", "ExecStartPre"),
-        ("script", "ExecStart"),
-        ("postStart", "ExecStartPost"),
+    for opt, key, suffix in (
+        ("preStart", "ExecStartPre", "pre-start"),
+        ("script", "ExecStart", "start"),
+        ("postStart", "ExecStartPost", "post-start"),
+        ("reload", "ExecReload", "reload"),
+        ("preStop", "ExecStop", "pre-stop"),
+        ("postStop", "ExecStopPost", "post-stop"),
     ):
         if svc.get(opt):
-            suffix = {"preStart": "pre-start", "script": "start", "postStart": "post-start"}[opt]
             service[key] = _job_script(f"{name}-{suffix}", svc[opt], out)
 
     env = dict(svc.get("environment", {}))

@@ -35,8 +35,14 @@ let
   placeholdersIn = content:
     map (m: lib.head m) (filter isList (builtins.split "<nixseal:([^>\n]*)>" content));
 
-  secretEntry = s: {
-    inherit (s) name path mode owner group restartUnits reloadUnits;
+  # `extra`: units to restart besides the entry's own (inferred ones),
+  # unless the entry reloads them.
+  withRestarts = extra: e:
+    if extra == [ ] then e.restartUnits else lib.unique (e.restartUnits ++ filter (u: !lib.elem u e.reloadUnits) extra);
+
+  secretEntry = extra: s: {
+    inherit (s) name path mode owner group reloadUnits;
+    restartUnits = withRestarts (extra.${s.name} or [ ]) s;
     file = fileString s.file;
   };
 
@@ -48,8 +54,9 @@ let
     else
       "";
 
-  templateEntry = t: {
-    inherit (t) name path mode owner group restartUnits reloadUnits;
+  templateEntry = extra: t: {
+    inherit (t) name path mode owner group reloadUnits;
+    restartUnits = withRestarts (extra.${t.name} or [ ]) t;
     content = templateContent t;
   };
 in
@@ -60,9 +67,14 @@ rec {
   # (neededForUsers), from a manifest of their own.
   forUsersDir = "/run/secrets-for-users";
 
+  # A template's default path is <symlinkPath>/<renderedDir>/<name>.
+  renderedDir = "rendered";
+
   # settings: mountPoint symlinkPath keepGenerations useTmpfs identityPaths
-  # userMode; secrets and templates: lists of evaluated entries.
-  build = { settings, secrets, templates ? [ ] }: {
+  # userMode; secrets and templates: lists of evaluated entries; restarts:
+  # units to restart besides their own, by `secrets` and `templates` and
+  # then by name (nixseal.inferredRestartUnits).
+  build = { settings, secrets, templates ? [ ], restarts ? { } }: {
     version = 1;
     inherit (settings) mountPoint symlinkPath keepGenerations useTmpfs userMode;
     # NixOS's restart lists (/run/nixos/activation-restart-list) are
@@ -73,8 +85,8 @@ rec {
     reloadListPath = null;
     # Never copy a private key into the store: identities stay strings.
     identityPaths = map toString settings.identityPaths;
-    secrets = map secretEntry secrets;
-    templates = map templateEntry templates;
+    secrets = map (secretEntry (restarts.secrets or { })) secrets;
+    templates = map (templateEntry (restarts.templates or { })) templates;
     placeholders = listToAttrs (map (s: nameValuePair s.name (placeholderFor s.name)) secrets);
   };
 

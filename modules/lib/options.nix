@@ -4,7 +4,7 @@
 # and the package, worded for a host or a user.
 { lib }:
 let
-  inherit (import ./manifest.nix { inherit lib; }) placeholderFor;
+  inherit (import ./manifest.nix { inherit lib; }) placeholderFor renderedDir;
   inherit (lib) mkOption types literalExpression literalMD;
   names = import ./names.nix;
 in
@@ -119,8 +119,8 @@ rec {
       };
       path = mkOption {
         type = types.str;
-        default = "${symlinkPath}/rendered/${config.name}";
-        defaultText = literalExpression ''"''${config.nixseal.symlinkPath}/rendered/''${config.name}"'';
+        default = "${symlinkPath}/${renderedDir}/${config.name}";
+        defaultText = literalExpression ''"''${config.nixseal.symlinkPath}/${renderedDir}/''${config.name}"'';
         description = "Where the rendered file appears.";
       };
     } // entryOptions template;

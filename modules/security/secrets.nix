@@ -22,6 +22,7 @@ let
     };
     secrets = split.wrong;
     inherit templates;
+    restarts = cfg.inferredRestartUnits;
   };
 
   # Parsed once, here, and handed to ./rules.nix: a rules file of a
@@ -40,6 +41,8 @@ in
     (lib.modules.importApply ./rules.nix { inherit rules; })
     ./activation.nix
     ./for-users.nix
+    ./restarts.nix
+    ./readiness.nix
   ];
 
   options.nixseal = {

@@ -10,17 +10,19 @@ let
 
   # lib/systemd-lib.nix
   unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
-  unitOption =
-    let
-      atom = types.oneOf [
-        types.bool
-        types.int
-        types.str
-        types.path
-        types.package
-      ];
-    in
-    types.either atom (types.listOf atom);
+  # lib/systemd-unit-options.nix: no check at all; definitions of which
+  # one is a list are concatenated (a string beside a list becomes one of
+  # its elements), others must be equal.
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge = loc: defs:
+      let
+        defs' = lib.filterOverrides defs;
+      in
+      if lib.any (def: builtins.isList def.value) defs'
+      then lib.concatMap (def: lib.toList def.value) defs'
+      else lib.mergeEqualOption loc defs';
+  };
   unitList = mkOption {
     type = types.listOf unitNameType;
     default = [ ];
@@ -117,6 +119,18 @@ let
         default = "";
       };
       postStart = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      reload = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      preStop = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      postStop = mkOption {
         type = types.lines;
         default = "";
       };
