@@ -109,11 +109,13 @@ _NO_NUL = st.text(
 
 
 @given(_NO_NUL)
+@example("\x85\u2028\u2029\ufeff\t\r\n\x7f\x9f\ud7ff\ue000\ufffd\U0010ffff \\\" '")
 def test_json_reads_back_the_value(value: str) -> None:
     assert json.loads(_typed("json", '{"k": @}', value.encode())) == {"k": value}
 
 
 @given(_TEXT)
+@example("\x85\u2028\u2029\ufeff\t\r\n\x00\x7f\x9f\ud7ff\ue000\ufffd\U0010ffff \\\" '")
 def test_yaml_reads_back_the_value(value: str) -> None:
     assert yaml.safe_load(_typed("yaml", "k: @\nnext: 1\n", value.encode())) == {
         "k": value,
@@ -122,6 +124,7 @@ def test_yaml_reads_back_the_value(value: str) -> None:
 
 
 @given(_TEXT)
+@example("\x85\u2028\u2029\ufeff\t\r\n\x00\x7f\x9f\ud7ff\ue000\ufffd\U0010ffff \\\" '")
 def test_toml_reads_back_the_value(value: str) -> None:
     assert tomllib.loads(_typed("toml", "k = @\nnext = 1\n", value.encode()).decode()) == {
         "k": value,
