@@ -71,6 +71,10 @@ class PrivateKeyError(CryptoError):
     """A private key was given where a public key belongs."""
 
 
+class TemplateValueError(NixsealError):
+    """A value the format of its typed placeholder cannot hold; fails one template."""
+
+
 class UnsafePath(NixsealError):
     """A path through a directory or symlink someone else could change."""
 

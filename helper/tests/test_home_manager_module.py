@@ -106,6 +106,25 @@ def test_templates_naming_unknown_secrets() -> None:
     assert any(m.startswith('nixseal.templates."t": placeholder for "ghost"') for m in messages)
 
 
+def test_typed_placeholders_in_user_templates() -> None:
+    body = (
+        "{ config, ... }: { "
+        + TOKEN
+        + ' nixseal.templates.env.content = "T=${config.nixseal.placeholders.dotenv."carol/token"}"; }'
+    )
+    assert home(body, select="config.nixseal.placeholders.shell") == {
+        "carol/token": "<nixseal:shell:carol/token>"
+    }
+    (t,) = home(body)["templates"]
+    assert t["content"] == "T=<nixseal:dotenv:carol/token>"
+    assert failed(body) == []
+    messages = failed(mod(TOKEN + ' nixseal.templates.t.content = "<nixseal:env:carol/token>";'))
+    assert any(
+        m.startswith('nixseal.templates."t": placeholder <nixseal:env:carol/token> has an unknown')
+        for m in messages
+    )
+
+
 def write_rules(directory: Path, key: str) -> Path:
     rules = directory / "secrets.toml"
     rules.write_text(

@@ -223,6 +223,32 @@ def test_bad_secrets_fail_alone_and_keep_their_previous_value(scene: Scene) -> N
     assert scene.live("owner").read_bytes() == b"old-3" and scene.read_list("restart") == []
 
 
+def test_a_value_its_placeholder_cannot_hold_fails_that_template_alone(scene: Scene) -> None:
+    scene.add("db/password", b'zq"9x')
+    scene.add("token", b"t")
+    scene.template(
+        "app.json", '{"password": <nixseal:json:db/password>}', reloadUnits=["app.service"]
+    )
+    scene.template("other.env", "TOKEN=<nixseal:dotenv:token>\n")
+    scene.doc["placeholders"] = {"db/password": "<nixseal:db/password>", "token": "<nixseal:token>"}
+    assert scene.install().code == 0
+    assert json.loads(scene.live("rendered/app.json").read_bytes()) == {"password": 'zq"9x'}
+    scene.set_value("db/password", b"zq\x009x")
+    scene.set_value("token", b"t2")
+    r = scene.install(fmt="console")
+    assert r.code == 1
+    assert json.loads(scene.live("rendered/app.json").read_bytes()) == {"password": 'zq"9x'}
+    assert scene.live("rendered/other.env").read_bytes() == b'TOKEN="t2"\n'
+    assert scene.live("db/password").read_bytes() == b"zq\x009x"  # the secret itself is fine
+    (line,) = [line for line in r.err.splitlines() if line.startswith("[error")]
+    assert (
+        "template 'app.json': the value for <nixseal:json:db/password> contains a NUL byte,"
+        " which the json format cannot hold" in line
+    )
+    assert "zq" not in line and "9x" not in line
+    assert scene.read_list("reload") == []
+
+
 def test_a_new_secret_that_fails_is_absent_and_named(scene: Scene) -> None:
     scene.add("ok", b"1")
     bad = scene.add("bad", b"2")

@@ -350,3 +350,86 @@ def test_script_mode_restarts_changed_units_after_the_switch(tmp_path: Path) -> 
         assert not Path(str(guest.root) + "/run/nixos/activation-restart-list").exists()
         journal = guest.journal("nixseal-restart-units.service")
         assert "pending units signalled" in journal, journal
+
+
+# Hostile values for typed placeholders, all of web1's own secrets.
+TYPED_VALUES = {
+    "web1/app-token": b" \"dq\" 'sq' \\back\\slash $HOME ${X} `id` #not-a-comment = ",
+    "web1/session-key": b"line one\nline \\\ntwo \\n not-an-escape\\",
+    "shared/smtp-password": "ünïcødé ☃ 😀\ttab-and-more".encode(),
+}
+TYPED_ENV = {"web1/app-token": "APP", "web1/session-key": "SESSION", "shared/smtp-password": "SMTP"}
+
+# The verdict names what differs, never a value: the journal must not hold one.
+TYPED_CHECK = """
+import json, os
+expected = {EXPECTED}
+wrong = []
+for var, value in expected.items():
+    if os.environb.get(var.encode()) != bytes.fromhex(value):
+        wrong.append("env " + var)
+with open("/run/secrets/rendered/typed.json", "rb") as f:
+    doc = json.load(f)
+for var, value in expected.items():
+    if doc.get(var, "").encode() != bytes.fromhex(value):
+        wrong.append("json " + var)
+with open("/run/typed-check/verdict", "w") as f:
+    f.write(" ".join(wrong) or "ok")
+"""
+
+
+def typed_module() -> str:
+    expected = {TYPED_ENV[n]: v.hex() for n, v in TYPED_VALUES.items()}
+    check = TYPED_CHECK.replace("{EXPECTED}", json.dumps(expected))
+    env = "".join(f'{var}=${{p.dotenv."{name}"}}\n' for name, var in TYPED_ENV.items())
+    doc = ", ".join(f'"{var}": ${{p.json."{name}"}}' for name, var in TYPED_ENV.items())
+    return f"""{{ config, ... }}:
+let p = config.nixseal.placeholders; in {{
+  nixseal.templates."typed.env".content = ''
+{env}  '';
+  nixseal.templates."typed.json".content = ''{{ {doc} }}'';
+  systemd.services.typed-check = {{
+    wantedBy = [ "multi-user.target" ];
+    # Debian's python3: the guest's store has no python package.
+    script = ''
+      /usr/bin/python3 - <<'EOF'
+{check}
+EOF
+    '';
+    serviceConfig = {{
+      Type = "oneshot";
+      RemainAfterExit = true;
+      RuntimeDirectory = "typed-check";
+      EnvironmentFile = config.nixseal.templates."typed.env".path;
+    }};
+  }};
+}}"""
+
+
+def test_typed_placeholders_reach_environment_file_and_json_intact(tmp_path: Path) -> None:
+    """systemd's own EnvironmentFile= parser and python3's json read back the
+    values of dotenv and json placeholders exactly, hostile ones included."""
+    files = {
+        name: encrypted_for("web1", value, tmp_path / f"{name.replace('/', '_')}.age")
+        for name, value in TYPED_VALUES.items()
+    }
+    env = {**os.environ, "NIXPKGS_LIB": str(NIXPKGS_LIB)}
+    modules = [typed_module(), changed_files(files)]
+    system = evaluate(env, GUEST_PACKAGE, modules, only=["install-at-boot"])
+    system = system["install-at-boot"]["base"]
+    host = GuestHost(system, TEST_KEYS / "web1_ssh_host_ed25519_key", tmp_path / "store")
+    with host.guest() as guest:
+        guest.wait_until(
+            "typed-check finished",
+            lambda: (
+                guest.show("typed-check.service", "ActiveState")["ActiveState"]
+                in ("active", "failed")
+            ),
+        )
+        journal = guest.journal("typed-check.service")
+        verdict = snapshot(guest, ["/run/typed-check/verdict"])["/run/typed-check/verdict"]
+        assert verdict is not None, journal
+        assert verdict["content"] == "ok", journal
+        everything = guest.run(["journalctl", "-b", "-o", "json", "--no-pager"], check=True).stdout
+        for word in ("not-a-comment", "not-an-escape", "tab-and-more"):
+            assert word not in everything, "a secret's value is in the journal"

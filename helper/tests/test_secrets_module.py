@@ -353,6 +353,50 @@ def test_templates_naming_unknown_secrets() -> None:
     assert any('placeholder for "s" names no secret' in m for m in messages)
 
 
+FORMATS = ["json", "yaml", "toml", "ini", "dotenv", "shell"]
+
+
+def test_typed_placeholders_by_format_and_secret(tmp_path: Path) -> None:
+    tpl = tmp_path / "app.yaml"
+    tpl.write_text("password: <nixseal:yaml:s>\nraw: <nixseal:s>\n")
+    r = host_many(
+        one_secret(),
+        mod(
+            'nixseal.secrets.b = { file = "/var/lib/s/b.age"; name = "db/b"; };'
+            ' nixseal.templates."app.json".content ='
+            " ''{\"p\": ${config.nixseal.placeholders.json.s}, \"b\": <nixseal:json:db/b>}'';"
+            f" nixseal.templates.yaml.file = {tpl};"
+        ).replace("{ nix", "{ config, ... }: { nix", 1),
+        manifest="config.nixseal.manifest",
+        placeholders="config.nixseal.placeholders",
+        failed="failedAssertions",
+    )
+    assert r["failed"] == []
+    assert r["placeholders"] == {
+        f: {"s": f"<nixseal:{f}:s>", "b": f"<nixseal:{f}:db/b>"} for f in FORMATS
+    }
+    # no manifest field of their own: the helper knows them for every secret
+    assert r["manifest"]["placeholders"] == {"s": "<nixseal:s>", "db/b": "<nixseal:db/b>"}
+    contents = {t["name"]: t["content"] for t in r["manifest"]["templates"]}
+    assert contents["app.json"] == '{"p": <nixseal:json:s>, "b": <nixseal:json:db/b>}'
+
+
+def test_typed_placeholders_of_unknown_formats_or_secrets() -> None:
+    messages = failed(
+        one_secret(),
+        mod('nixseal.templates.t.content = "a=<nixseal:xml:s> b=<nixseal:json:nope>";'),
+    )
+    assert (
+        'nixseal.templates."t": placeholder <nixseal:xml:s> has an unknown format "xml":'
+        " use one of json, yaml, toml, ini, dotenv, shell, or <nixseal:s> for the value as it is"
+    ) in messages
+    assert any(
+        m.startswith('nixseal.templates."t": placeholder for "nope" names no secret')
+        for m in messages
+    )
+    assert len(messages) == 2
+
+
 def test_template_needs_content_or_file() -> None:
     messages = failed(mod("nixseal.templates.t = { };"))
     assert 'nixseal.templates."t": set exactly one of content and file' in messages

@@ -70,6 +70,7 @@ in
       description = "Files rendered from text holding placeholders of this user's secrets.";
     };
     placeholder = optionsLib.placeholderOption cfg.secrets;
+    placeholders = optionsLib.placeholdersOption cfg.secrets;
     userName = mkOption {
       type = types.str;
       default = config.home.username;

@@ -14,6 +14,13 @@ let
   # interpolate Nix values) can name secrets too.
   placeholderFor = name: "<nixseal:${name}>";
 
+  # Typed placeholders: the value written for the format of the file it is
+  # inserted into (quoted and escaped; the helper fails the template when
+  # the format cannot hold it). Not in the manifest: the helper knows them
+  # for every secret of `placeholders`. Secret names have no ":".
+  placeholderFormats = [ "json" "yaml" "toml" "ini" "dotenv" "shell" ];
+  typedPlaceholderFor = format: name: "<nixseal:${format}:${name}>";
+
   # A Nix path is copied into the store, as a real build does, so the
   # encrypted file travels with the system closure; a string is kept as
   # given (a file that is already on the target host).
@@ -31,9 +38,16 @@ let
   goodPath = allowRuntimeDir: path:
     builtins.match "${if allowRuntimeDir then "(%r)?" else ""}(/${pathSegment})+" path != null;
 
-  # Names of placeholders used in a template's content.
+  # Placeholders used in a template's content, raw and typed:
+  # { text; format (null for raw); name; }.
   placeholdersIn = content:
-    map (m: lib.head m) (filter isList (builtins.split "<nixseal:([^>\n]*)>" content));
+    map
+      (m: {
+        text = "<nixseal:${toString (lib.head m)}${lib.elemAt m 2}>";
+        format = lib.elemAt m 1;
+        name = lib.elemAt m 2;
+      })
+      (filter isList (builtins.split "<nixseal:(([^:>\n]*):)?([^>\n]*)>" content));
 
   # `extra`: units to restart besides the entry's own (inferred ones),
   # unless the entry reloads them.
@@ -61,7 +75,7 @@ let
   };
 in
 rec {
-  inherit placeholderFor fileString goodName goodPath placeholdersIn;
+  inherit placeholderFor placeholderFormats typedPlaceholderFor fileString goodName goodPath placeholdersIn;
 
   # Where the NixOS module installs the secrets needed to create users
   # (neededForUsers), from a manifest of their own.
@@ -142,13 +156,21 @@ rec {
       (attrNames dups);
 
   # Messages for templates whose placeholders name secrets not in `known`
-  # (an attrset of secret names).
+  # (an attrset of secret names) or a format that does not exist.
   templateProblems = { kind, templates, known }:
+    let
+      formats = lib.genAttrs placeholderFormats (_: true);
+      problem = t: p:
+        if p.format != null && !(formats ? ${p.format}) then
+          [ "${kind}.\"${t.name}\": placeholder ${p.text} has an unknown format \"${p.format}\": use one of ${lib.concatStringsSep ", " placeholderFormats}, or <nixseal:${p.name}> for the value as it is" ]
+        else if !(known ? ${p.name}) then
+          [ "${kind}.\"${t.name}\": placeholder for \"${p.name}\" names no secret of this manifest: declare nixseal.secrets.\"${p.name}\" (not neededForUsers) or remove the placeholder" ]
+        else
+          [ ];
+    in
     concatMap
       (t:
-        map
-          (name: "${kind}.\"${t.name}\": placeholder for \"${name}\" names no secret of this manifest: declare nixseal.secrets.\"${name}\" (not neededForUsers) or remove the placeholder")
-          (filter (name: !(known ? ${name})) (placeholdersIn (templateContent t)))
+        concatMap (problem t) (placeholdersIn (templateContent t))
         ++ lib.optional ((t.content == null) == (t.file == null)) "${kind}.\"${t.name}\": set exactly one of content and file")
       templates;
 

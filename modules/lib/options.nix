@@ -4,7 +4,7 @@
 # and the package, worded for a host or a user.
 { lib }:
 let
-  inherit (import ./manifest.nix { inherit lib; }) placeholderFor renderedDir;
+  inherit (import ./manifest.nix { inherit lib; }) placeholderFor placeholderFormats typedPlaceholderFor renderedDir;
   inherit (lib) mkOption types literalExpression literalMD;
   names = import ./names.nix;
 in
@@ -106,7 +106,9 @@ rec {
         '';
         description = ''
           Text of the file, with `config.nixseal.placeholder.<secret>` where
-          the secret's value goes. Set this or `file`.
+          the secret's value goes as it is, or
+          `config.nixseal.placeholders.<format>.<secret>` where it goes
+          quoted for that format. Set this or `file`.
         '';
       };
       file = mkOption {
@@ -114,7 +116,9 @@ rec {
         default = null;
         description = ''
           A file holding the template text, read at evaluation time. Write
-          placeholders in it as `<nixseal:NAME>`. Set this or `content`.
+          placeholders in it as `<nixseal:NAME>` (the value as it is) or
+          `<nixseal:FORMAT:NAME>` (quoted for FORMAT, one of
+          ${lib.concatStringsSep ", " placeholderFormats}). Set this or `content`.
         '';
       };
       path = mkOption {
@@ -165,7 +169,24 @@ rec {
     readOnly = true;
     default = lib.mapAttrs (_: s: placeholderFor s.name) secrets;
     defaultText = literalMD "a placeholder string for every secret in `nixseal.secrets`";
-    description = "Placeholder strings for templates, by secret name.";
+    description = "Placeholder strings for templates, by secret name: replaced by the value as it is.";
+  };
+
+  placeholdersOption = secrets: mkOption {
+    type = types.attrsOf (types.attrsOf types.str);
+    readOnly = true;
+    default = lib.genAttrs placeholderFormats (format: lib.mapAttrs (_: s: typedPlaceholderFor format s.name) secrets);
+    defaultText = literalMD "for each format, a placeholder string for every secret in `nixseal.secrets`";
+    description = ''
+      Typed placeholder strings for templates, by format (${lib.concatMapStringsSep ", " (f: "`${f}`") placeholderFormats})
+      and secret name: `<nixseal:FORMAT:NAME>`, replaced by the value
+      written for that format, quotes included: a JSON string, a YAML or
+      TOML double-quoted string, an INI value as it is, a double-quoted
+      dotenv value (systemd's `EnvironmentFile=`), a POSIX shell
+      single-quoted word. A value the format cannot hold (a NUL byte for
+      JSON, a newline for INI...) fails the template, which keeps its
+      previous content.
+    '';
   };
 
   # `subject`: "host" or "user", named in the rules by the option

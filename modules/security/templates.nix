@@ -21,5 +21,6 @@ in
     };
 
     placeholder = optionsLib.placeholderOption cfg.secrets;
+    placeholders = optionsLib.placeholdersOption cfg.secrets;
   };
 }

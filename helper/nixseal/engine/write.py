@@ -200,7 +200,7 @@ class Writer:
         missing = [n for n in names if n not in self.values]
         if missing:
             raise NixsealError(f"secret {missing[0]!r} it uses is not available")
-        return render(entry.content, self.values, self.m.placeholders)
+        return render(entry.content, self.values, self.m.placeholders, entry.name)
 
 
 def stat_mode_differs(value: Value, uid: int | None, gid: int | None, mode: int) -> bool:
