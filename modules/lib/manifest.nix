@@ -35,9 +35,17 @@ let
   placeholdersIn = content:
     map (m: lib.head m) (filter isList (builtins.split "<nixseal:([^>\n]*)>" content));
 
+  # NixOS's secrets may be systemd credentials (../security/credentials.nix;
+  # the home-manager module's have no such fields): systemd copies a
+  # credential when its unit starts, so a changed value restarts the units
+  # given it, and a sealed one names the id the helper seals it with.
+  sealed = s: s.sealCredential or false;
   secretEntry = s: {
-    inherit (s) name path mode owner group restartUnits reloadUnits;
+    inherit (s) name path mode owner group reloadUnits;
     file = fileString s.file;
+    restartUnits =
+      if s ? credentialFor && s.credentialFor != [ ] then lib.unique (s.restartUnits ++ s.credentialFor) else s.restartUnits;
+    seal = if sealed s then s.credentialName else null;
   };
 
   templateContent = t:
@@ -61,7 +69,8 @@ rec {
   forUsersDir = "/run/secrets-for-users";
 
   # settings: mountPoint symlinkPath keepGenerations useTmpfs identityPaths
-  # userMode; secrets and templates: lists of evaluated entries.
+  # userMode, and systemdCreds (the program, read only when a secret is
+  # sealed); secrets and templates: lists of evaluated entries.
   build = { settings, secrets, templates ? [ ] }: {
     version = 1;
     inherit (settings) mountPoint symlinkPath keepGenerations useTmpfs userMode;
@@ -76,6 +85,7 @@ rec {
     secrets = map secretEntry secrets;
     templates = map templateEntry templates;
     placeholders = listToAttrs (map (s: nameValuePair s.name (placeholderFor s.name)) secrets);
+    systemdCreds = if lib.any sealed secrets then settings.systemdCreds or null else null;
   };
 
   # The manifest as a file in the store. With `check` ({ package, hostKey
