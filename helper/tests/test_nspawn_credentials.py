@@ -119,3 +119,20 @@ def test_services_read_credentials_plain_and_sealed_and_restart_on_a_change(
         journal = guest.run(["journalctl", "-b", "-o", "json", "--no-pager"], check=True).stdout
         for value in (TOKEN, KEY, b"tok-web1-rotated", b"key-rotated"):
             assert value.decode() not in journal
+
+
+def test_the_activation_script_seals_before_systemd_starts(tmp_path: Path) -> None:
+    """nixseal.activation = "script": the snippet seals at boot, before the
+    units; /var/lib/systemd is on the guest's root, mounted first."""
+    env = {**os.environ, "NIXPKGS_LIB": str(NIXPKGS_LIB)}
+    script = '{ nixseal.activation = "script"; }'
+    got = evaluate(env, GUEST_PACKAGE, [READERS, script], only=["install-at-boot"])
+    system = got["install-at-boot"]["base"]
+    assert system["failedAssertions"] == []
+    host = GuestHost(system, TEST_KEYS / "web1_ssh_host_ed25519_key", tmp_path / "store")
+    with host.guest() as guest:
+        state = guest.run(["systemctl", "is-active", "key-reader.service"]).stdout.strip()
+        assert state == "active", guest.journal("key-reader.service")
+        assert seen(guest, "key-reader")[0] == sha(KEY)
+        content = snapshot(guest, ["/etc/webapp/session-key"])["/etc/webapp/session-key"]
+        assert KEY.decode() not in content["content"]
