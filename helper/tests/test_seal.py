@@ -13,6 +13,7 @@ import json
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,8 @@ from nixseal.engine.seal import seal
 from nixseal.errors import NixsealError
 
 # Logs its argv (one JSON line per run) and the size of its stdin, then
-# prints NAME:NONCE:base64(stdin); exits 3 with a message when $FAIL is set.
-STAND_IN = """#!/usr/bin/env python3
-import base64, json, os, sys
+# prints NAME:NONCE:base64(stdin); exits 3 with a message while CREDS_LOG.fail exists.
+STAND_IN = """import base64, json, os, sys
 data = sys.stdin.buffer.read()
 with open(os.environ["CREDS_LOG"], "a") as log:
     log.write(json.dumps({"argv": sys.argv[1:], "stdin": len(data)}) + "\\n")
@@ -41,7 +41,8 @@ REAL = shutil.which("systemd-creds")
 class Creds:
     def __init__(self, tmp: Path) -> None:
         self.program = tmp / "systemd-creds"
-        self.program.write_text(STAND_IN)
+        # sys.executable: build sandboxes (Nix) have no /usr/bin/env.
+        self.program.write_text(f"#!{sys.executable}\n{STAND_IN}")
         self.program.chmod(0o755)
         self.log = tmp / "creds.log"
 
