@@ -64,6 +64,7 @@ python3Packages.buildPythonApplication {
     # a Debian guest under systemd-nspawn: root, and the network to build it
     "tests/test_boot_graph.py"
     "tests/test_nspawn.py"
+    "tests/test_nspawn_credentials.py"
   ];
   # Completions made by the parser of this very build, so they list exactly
   # its verbs and options. Before the wrapping of postFixup: the build's

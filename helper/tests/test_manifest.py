@@ -51,7 +51,9 @@ def test_defaults_fill_what_the_module_may_leave_out() -> None:
         restart_units=(),
         reload_units=(),
         file="/nix/store/x-db.age",
+        seal=None,
     )
+    assert m.systemd_creds is None
 
 
 def test_full_manifest() -> None:
@@ -73,15 +75,24 @@ def test_full_manifest() -> None:
                     "restartUnits": ["nginx.service"],
                     "reloadUnits": ["x@y.socket"],
                 },
-                {"name": "b", "file": "/f/b.age", "path": "/etc/b.conf", "owner": "1000"},
+                {
+                    "name": "b",
+                    "file": "/f/b.age",
+                    "path": "/etc/b.conf",
+                    "owner": "1000",
+                    "seal": "b",
+                },
             ],
             templates=[{"name": "t.env", "content": "A=@A@\n", "mode": "440"}],
             placeholders={"a": "@A@"},
             restartListPath="/run/nixos/activation-restart-list",
             reloadListPath=None,
+            systemdCreds="/nix/store/x-systemd/bin/systemd-creds",
         )
     )
     a, b = m.secrets
+    assert (a.seal, b.seal) == (None, "b")
+    assert m.systemd_creds == "/nix/store/x-systemd/bin/systemd-creds"
     assert (a.rel, a.mode, a.owner, a.group) == ("custom/a", 0o640, "nginx", "100")
     assert a.restart_units == ("nginx.service",) and a.reload_units == ("x@y.socket",)
     assert (b.path, b.rel, b.owner) == ("/etc/b.conf", "b", "1000")
@@ -192,6 +203,36 @@ def test_malformed_manifests_name_the_field(mutate: Any, message: str) -> None:
     d = doc()
     mutate(d)
     assert message in error_of(d)
+
+
+def _sealed(seal: Any, creds: Any = "/bin/systemd-creds") -> dict[str, Any]:
+    return doc(secrets=[{"name": "db/pw", "file": "/f", "seal": seal}], systemdCreds=creds)
+
+
+@pytest.mark.parametrize(
+    ("d", "message"),
+    [
+        (_sealed("db-pw", None), 'secrets[0].seal: "db-pw" needs systemdCreds, which is null'),
+        (
+            _sealed("db-pw", "bin/systemd-creds"),
+            "systemdCreds: 'bin/systemd-creds' is not a normalized absolute path",
+        ),
+        (_sealed("db-pw", 3), "systemdCreds: expected a non-empty string, got the number 3"),
+        (_sealed("db/pw"), "secrets[0].seal: bad credential name 'db/pw'"),
+        (_sealed("id:x"), "secrets[0].seal: bad credential name 'id:x'"),
+        (_sealed(".."), "secrets[0].seal: bad credential name '..'"),
+        (_sealed("x" * 256), "secrets[0].seal: bad credential name 'xxxx"),
+        (_sealed(""), "secrets[0].seal: expected a non-empty string, got an empty string"),
+        (_sealed(True), "secrets[0].seal: expected a non-empty string, got a boolean"),
+    ],
+)
+def test_bad_seals_name_the_field(d: dict[str, Any], message: str) -> None:
+    assert message in error_of(d)
+
+
+def test_systemd_creds_may_be_given_when_nothing_is_sealed() -> None:
+    m = parse(_sealed(None))
+    assert m.secrets[0].seal is None and m.systemd_creds == "/bin/systemd-creds"
 
 
 @pytest.mark.parametrize(

@@ -250,3 +250,43 @@ def test_a_record_others_could_have_written_is_untrusted(scene: Scene) -> None:
     r = scene.install()
     assert r.code == 1  # nothing reused: every secret needs a key
     assert {e["name"] for e in r.events_named("failed")} >= {"a", "b"}
+
+
+def test_a_sealed_entry_keeps_its_files_digest_and_older_records_stay_trusted() -> None:
+    from nixseal.engine import record as rec
+
+    plain = rec.Entry("a", "/run/secrets/a", "0" * 64, bytes(32), 3, ("a.service",), ())
+    sealed = plain._replace(sealed=bytes(range(32)))
+    data = rec.Record(
+        bytes(32), {"secret:a": sealed, "secret:b": plain._replace(rel="b", path="/run/secrets/b")}
+    ).to_json()
+    back = rec.Record.from_json(data, "/run/secrets")
+    assert back is not None
+    assert back.entries["secret:a"].sealed == bytes(range(32))
+    assert back.entries["secret:b"].sealed is None
+    # Written only for sealed entries: a record of an earlier version has no such field.
+    doc = json.loads(data)
+    assert "sealed" not in doc["entries"]["secret:b"]
+    # ...and none this version would not write.
+    for bad in (None, "00", 5):
+        doc["entries"]["secret:b"]["sealed"] = bad
+        assert rec.Record.from_json(json.dumps(doc).encode(), "/run/secrets") is None
+
+
+def test_a_sealed_copy_altered_is_not_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    creds = tmp_path / "creds"
+    creds.write_text("#!/bin/sh\necho sealed-$(cat | wc -c)-$$\n")
+    creds.chmod(0o755)
+    s = make_scene(tmp_path, capsys, systemdCreds=str(creds))
+    s.add("c", b"value", seal="c")
+    assert s.install().code == 0
+    (s.root / "run/secrets.d/1/c").chmod(0o600)
+    (s.root / "run/secrets.d/1/c").write_bytes(b"forged")
+    s.doc["identityPaths"] = [str(tmp_path / "nope")]  # it fails: the previous would be kept
+    r = s.install()
+    assert r.code == 1
+    (warning,) = r.events_named("previous copy altered; not kept")
+    assert warning["name"] == "c"
+    assert not s.live("c").exists()

@@ -81,6 +81,7 @@ def test_secret_entry_defaults_and_primary_group() -> None:
         "group": "grafana",  # users.users.grafana.group
         "restartUnits": [],
         "reloadUnits": [],
+        "seal": None,
     }
     assert (by_name["plain"]["owner"], by_name["plain"]["group"]) == ("root", "root")
 
@@ -1299,3 +1300,160 @@ def test_manifest_options_are_typed_and_prose_defaults_are_markdown() -> None:
 def test_no_comment_names_a_file_the_project_does_not_have() -> None:
     for path in [*REPO_ROOT.glob("modules/**/*.nix"), *REPO_ROOT.glob("helper/nixseal/*.py")]:
         assert "DESIGN.md" not in path.read_text(), path
+
+
+# --- secrets as systemd credentials (modules/security/credentials.nix) ----------------
+
+GRAFANA = "systemd.services.grafana = { serviceConfig.DynamicUser = true; };"
+
+
+def test_a_credential_is_loaded_by_its_services_and_restarts_them() -> None:
+    got = host_many(
+        mod(
+            GRAFANA
+            + ' systemd.services.grafana.serviceConfig.LoadCredential = [ "own:/etc/own" ];'
+            + " systemd.services.api = { };"
+            + ' nixseal.secrets."grafana/admin-password" = { file = "/var/lib/s/a.age";'
+            + ' credentialFor = [ "grafana.service" "api.service" ]; restartUnits = [ "x.service" "grafana.service" ]; };'
+            + ' nixseal.secrets."grafana/db" = { file = "/var/lib/s/d.age"; credentialFor = [ "grafana.service" ]; credentialName = "db"; };'
+        ),
+        grafana="config.systemd.services.grafana.serviceConfig",
+        api="config.systemd.services.api.serviceConfig",
+        manifest="config.nixseal.manifest",
+        name='config.nixseal.secrets."grafana/admin-password".credentialName',
+        failed="failedAssertions",
+    )
+    assert got["failed"] == []
+    assert got["name"] == "grafana-admin-password"
+    # One line per secret, after the service's own: nixpkgs renders a list so.
+    assert got["grafana"]["LoadCredential"] == [
+        "own:/etc/own",
+        "grafana-admin-password:/run/secrets/grafana/admin-password",
+        "db:/run/secrets/grafana/db",
+    ]
+    assert "LoadCredentialEncrypted" not in got["grafana"]
+    assert got["api"] == {
+        "LoadCredential": ["grafana-admin-password:/run/secrets/grafana/admin-password"]
+    }
+    by_name = {s["name"]: s for s in got["manifest"]["secrets"]}
+    # Credentials are copied at start: the units given one restart on a change.
+    assert by_name["grafana/admin-password"]["restartUnits"] == [
+        "x.service",
+        "grafana.service",
+        "api.service",
+    ]
+    assert by_name["grafana/db"]["restartUnits"] == ["grafana.service"]
+    assert all(s["seal"] is None for s in by_name.values())
+    assert got["manifest"]["systemdCreds"] is None
+
+
+def test_a_sealed_credential_is_loaded_encrypted_and_named_in_the_manifest() -> None:
+    got = host_many(
+        mod(
+            GRAFANA
+            + ' nixseal.secrets."grafana/admin-password" = { file = "/var/lib/s/a.age";'
+            + ' credentialFor = [ "grafana.service" ]; sealCredential = true; mode = "0440"; };'
+            + ' nixseal.secrets.other.file = "/var/lib/s/o.age";'
+        ),
+        grafana="config.systemd.services.grafana.serviceConfig",
+        manifest="config.nixseal.manifest",
+        systemd="config.systemd.package.outPath",
+        mounts="config.systemd.services.nixseal-install.unitConfig.RequiresMountsFor",
+    )
+    assert got["grafana"]["LoadCredentialEncrypted"] == [
+        "grafana-admin-password:/run/secrets/grafana/admin-password"
+    ]
+    assert "LoadCredential" not in got["grafana"]
+    by_name = {s["name"]: s for s in got["manifest"]["secrets"]}
+    assert by_name["grafana/admin-password"]["seal"] == "grafana-admin-password"
+    assert by_name["grafana/admin-password"]["mode"] == "0440"
+    assert by_name["other"]["seal"] is None
+    assert got["manifest"]["systemdCreds"] == f"{got['systemd']}/bin/systemd-creds"
+    # The host key of systemd-creds lives there.
+    assert "/var/lib/systemd" in got["mounts"]
+    assert set(got["manifest"]) == TOP_KEYS
+    parsed = manifest_mod.parse(json.dumps(got["manifest"]))
+    assert parsed.systemd_creds == got["manifest"]["systemdCreds"]
+
+
+def test_sealing_without_credential_for_is_fine_and_plain_hosts_wait_for_no_var_lib() -> None:
+    got = host_many(
+        one_secret(sealCredential="true"),
+        manifest="config.nixseal.manifest",
+        failed="failedAssertions",
+        warnings="warnings",
+    )
+    assert got["failed"] == [] and got["warnings"] == []
+    assert got["manifest"]["secrets"][0]["seal"] == "s"
+    mounts = host(
+        mod(SECRET), select="config.systemd.services.nixseal-install.unitConfig.RequiresMountsFor"
+    )
+    assert "/var/lib/systemd" not in mounts
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            'credentialFor = [ "grafana.socket" ];',
+            'nixseal.secrets."s".credentialFor: "grafana.socket" is not a .service unit (only services load credentials): list the service that reads the secret',
+        ),
+        (
+            'credentialFor = [ "nope.service" ];',
+            'nixseal.secrets."s".credentialFor: "nope.service" is not defined in systemd.services: enable or declare the service, or remove it from the list',
+        ),
+        (
+            'credentialFor = [ "grafana.service" ]; neededForUsers = true; sealCredential = true;',
+            'nixseal.secrets."s".sealCredential: a neededForUsers secret cannot be sealed (users.users.<name>.hashedPasswordFile reads the file itself, and it is installed before users exist): set sealCredential = false, or neededForUsers = false',
+        ),
+    ],
+)
+def test_credential_mistakes_name_the_option(fields: str, message: str) -> None:
+    assert message in failed(
+        mod(GRAFANA),
+        one_secret(**dict([f.strip().split(" = ", 1) for f in fields.rstrip(";").split(";")])),
+    )
+
+
+def test_two_secrets_giving_one_unit_the_same_id_name_both_options() -> None:
+    messages = failed(
+        mod(
+            GRAFANA
+            + ' nixseal.secrets."a/x" = { file = "/f/a"; credentialFor = [ "grafana.service" ]; };'
+            + ' nixseal.secrets.b = { file = "/f/b"; credentialFor = [ "grafana.service" ]; credentialName = "a-x"; };'
+        )
+    )
+    assert messages == [
+        'nixseal.secrets."a/x".credentialName and nixseal.secrets."b".credentialName: both give "grafana.service" the credential "a-x": set a different credentialName on one of them'
+    ]
+
+
+def test_a_password_secret_may_be_a_credential_from_its_own_directory() -> None:
+    got = host_many(
+        mod(
+            GRAFANA
+            + ' nixseal.secrets.pw = { file = "/f/pw"; neededForUsers = true; credentialFor = [ "grafana.service" ]; };'
+        ),
+        grafana="config.systemd.services.grafana.serviceConfig",
+        forUsers="config.nixseal.manifestForUsers",
+        failed="failedAssertions",
+    )
+    assert got["failed"] == []
+    assert got["grafana"]["LoadCredential"] == ["pw:/run/secrets-for-users/pw"]
+    (pw,) = got["forUsers"]["secrets"]
+    assert pw["restartUnits"] == ["grafana.service"] and pw["seal"] is None
+    assert got["forUsers"]["systemdCreds"] is None
+
+
+def test_script_mode_seals_only_with_var_lib_systemd_mounted_in_the_initrd() -> None:
+    sealed = one_secret(sealCredential="true")
+    late = mod(
+        'nixseal.activation = "script";'
+        ' fileSystems."/var/lib/systemd" = { device = "/dev/vdb"; fsType = "ext4"; };'
+    )
+    assert failed(sealed, late) == [
+        'nixseal.secrets.<name>.sealCredential needs /var/lib/systemd (the host key of systemd-creds) when the activation script installs secrets, but it is on fileSystems."/var/lib/systemd", mounted later: set fileSystems."/var/lib/systemd".neededForBoot = true, or nixseal.activation = "systemd"'
+    ]
+    early = mod('fileSystems."/var/lib/systemd".neededForBoot = true;')
+    assert failed(sealed, late, early) == []
+    assert failed(sealed, mod('nixseal.activation = "script";')) == []

@@ -42,6 +42,28 @@ in
     lib.optionals config.services.userborn.enable [ "userborn.service" ]
     ++ lib.optionals config.systemd.sysusers.enable [ "systemd-sysusers.service" ];
 
+  # The file system holding a path: the longest mount point above it.
+  fileSystemOf = config: path:
+    let
+      mountPoints = lib.sort (a: b: lib.stringLength a > lib.stringLength b) (
+        map (fs: fs.mountPoint) (lib.attrValues config.fileSystems)
+      );
+    in
+    lib.findFirst (mp: mp == "/" || path == mp || lib.hasPrefix "${mp}/" path) "/" mountPoints;
+
+  # Whether NixOS mounts the file system at mount point mp in the initrd
+  # (nixos/lib/utils.nix, fsNeededForBoot), before any unit or activation
+  # script runs.
+  inInitrd = config: mp:
+    lib.elem mp [ "/" "/nix" "/nix/store" "/var" "/var/log" "/var/lib" "/var/lib/nixos" "/etc" "/usr" ]
+    || lib.any (fs: fs.mountPoint == mp && fs.neededForBoot) (lib.attrValues config.fileSystems);
+
+  # systemd.services as the modules other than `file` define them: a
+  # module that adds a setting to a service named by the user would make
+  # any name look defined otherwise.
+  servicesDefinedOutside = options: file:
+    lib.foldl' (acc: d: if d.file == toString file then acc else acc // d.value) { } options.systemd.services.definitionsWithLocations;
+
   # Runs no activation scripts at all. Older nixpkgs have no such option.
   nixosInit = config: options: options.system ? nixos-init && config.system.nixos-init.enable;
 }

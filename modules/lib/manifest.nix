@@ -51,13 +51,24 @@ let
 
   # `extra`: units to restart besides the entry's own (inferred ones),
   # unless the entry reloads them.
-  withRestarts = extra: e:
-    if extra == [ ] then e.restartUnits else lib.unique (e.restartUnits ++ filter (u: !lib.elem u e.reloadUnits) extra);
+  withRestarts = own: reload: extra:
+    if extra == [ ] then own else lib.unique (own ++ filter (u: !lib.elem u reload) extra);
 
+  # NixOS's secrets may be systemd credentials (../security/credentials.nix;
+  # the home-manager module's have no such fields): systemd copies a
+  # credential when its unit starts, so a changed value restarts the units
+  # given it, and a sealed one names the id the helper seals it with.
+  sealed = s: s.sealCredential or false;
   secretEntry = extra: s: {
     inherit (s) name path mode owner group reloadUnits;
-    restartUnits = withRestarts (extra.${s.name} or [ ]) s;
     file = fileString s.file;
+    # A credential is copied at start only: restarted even when reloadUnits
+    # lists the unit too.
+    restartUnits = withRestarts
+      (if s.credentialFor or [ ] == [ ] then s.restartUnits else lib.unique (s.restartUnits ++ s.credentialFor))
+      s.reloadUnits
+      (extra.${s.name} or [ ]);
+    seal = if sealed s then s.credentialName else null;
   };
 
   templateContent = t:
@@ -70,7 +81,7 @@ let
 
   templateEntry = extra: t: {
     inherit (t) name path mode owner group reloadUnits;
-    restartUnits = withRestarts (extra.${t.name} or [ ]) t;
+    restartUnits = withRestarts t.restartUnits t.reloadUnits (extra.${t.name} or [ ]);
     content = templateContent t;
   };
 in
@@ -85,7 +96,8 @@ rec {
   renderedDir = "rendered";
 
   # settings: mountPoint symlinkPath keepGenerations useTmpfs identityPaths
-  # userMode; secrets and templates: lists of evaluated entries; restarts:
+  # userMode, and systemdCreds (the program, read only when a secret is
+  # sealed); secrets and templates: lists of evaluated entries; restarts:
   # units to restart besides their own, by `secrets` and `templates` and
   # then by name (nixseal.inferredRestartUnits).
   build = { settings, secrets, templates ? [ ], restarts ? { } }: {
@@ -102,6 +114,7 @@ rec {
     secrets = map (secretEntry (restarts.secrets or { })) secrets;
     templates = map (templateEntry (restarts.templates or { })) templates;
     placeholders = listToAttrs (map (s: nameValuePair s.name (placeholderFor s.name)) secrets);
+    systemdCreds = if lib.any sealed secrets then settings.systemdCreds or null else null;
   };
 
   # The manifest as a file in the store. With `check` ({ package, hostKey

@@ -59,7 +59,10 @@ in
     (mkIf (!scriptMode && mainNeeded) {
       # Keys on a file system mounted in stage 2 (a persistent volume) are
       # there before the helper reads them.
-      systemd.services.nixseal-install = install.unit cfg.package config.system.build.nixsealManifest (map toString cfg.identityPaths) // {
+      # systemd-creds, sealing credentials, reads the host key there.
+      systemd.services.nixseal-install = install.unit cfg.package config.system.build.nixsealManifest (
+        map toString cfg.identityPaths ++ optional (cfg.manifest.systemdCreds != null) "/var/lib/systemd"
+      ) // {
         description = "Install nixseal secrets";
         # A switch to a new manifest restarts the unit (restartTriggers);
         # sysinit-reactivation.target orders that restart before the

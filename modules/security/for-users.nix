@@ -45,15 +45,8 @@ let
   etcTargets = map (e: "/etc/${e.target}") (lib.filter (e: e.enable) (attrValues config.environment.etc));
   firstBootKeys = lib.filter (p: !(lib.elem p etcTargets)) identities;
 
-  # The file system holding a path: the longest mount point above it.
-  mountPoints = lib.sort (a: b: lib.stringLength a > lib.stringLength b) (
-    map (fs: fs.mountPoint) (attrValues config.fileSystems)
-  );
-  fileSystemOf = path: lib.findFirst (mp: mp == "/" || path == mp || lib.hasPrefix "${mp}/" path) "/" mountPoints;
-  # What NixOS mounts in the initrd (nixos/lib/utils.nix, fsNeededForBoot).
-  initrdPaths = [ "/" "/nix" "/nix/store" "/var" "/var/log" "/var/lib" "/var/lib/nixos" "/etc" "/usr" ];
-  fsByMount = lib.listToAttrs (map (fs: lib.nameValuePair fs.mountPoint fs) (attrValues config.fileSystems));
-  inInitrd = mp: lib.elem mp initrdPaths || fsByMount.${mp}.neededForBoot or false;
+  fileSystemOf = install.fileSystemOf config;
+  inInitrd = install.inInitrd config;
   # userborn and systemd-sysusers run before local-fs-pre.target: the unit
   # installing passwords before them cannot wait for a stage-2 mount
   # without an ordering cycle, so its keys must be on file systems of the

@@ -49,8 +49,7 @@ let
 
   # A service this module defines for AssertPathExists alone does not
   # exist: some other definition must name it.
-  here = toString ./readiness.nix;
-  definedElsewhere = lib.foldl' (acc: d: if d.file == here then acc else acc // d.value) { } options.systemd.services.definitionsWithLocations;
+  definedElsewhere = install.servicesDefinedOutside options ./readiness.nix;
   problems = concatMap
     (n:
       let base = lib.removeSuffix ".service" n.unit; in

@@ -19,6 +19,7 @@ let
     settings = {
       inherit (cfg) mountPoint symlinkPath keepGenerations useTmpfs identityPaths;
       userMode = false;
+      systemdCreds = "${config.systemd.package}/bin/systemd-creds";
     };
     secrets = split.wrong;
     inherit templates;
@@ -38,6 +39,7 @@ in
   imports = [
     ./templates.nix
     ./ownership.nix
+    ./credentials.nix
     (lib.modules.importApply ./rules.nix { inherit rules; })
     ./activation.nix
     ./for-users.nix

@@ -341,6 +341,7 @@ in
     };
 
     # modules/system/boot/systemd.nix
+    systemd.package = lib.mkPackageOption pkgs "systemd" { };
     systemd.services = mkOption {
       type = types.attrsOf (types.submodule serviceModule);
       default = { };

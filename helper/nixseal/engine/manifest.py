@@ -13,7 +13,7 @@ from types import MappingProxyType
 from nixseal.errors import ManifestError
 from nixseal.util import fastjson
 from nixseal.util.lean import NamedTuple
-from nixseal.util.names import SEGMENT_CHARS, is_secret_name, is_unit_name, only
+from nixseal.util.names import SEGMENT_CHARS, is_secret_name, is_segment, is_unit_name, only
 from nixseal.util.readfile import MANIFEST_LIMIT, read_regular
 
 TYPE_CHECKING = False
@@ -55,10 +55,11 @@ TOP_KEYS = frozenset(
         "placeholders",
         "restartListPath",
         "reloadListPath",
+        "systemdCreds",
     }
 )
 _ENTRY_KEYS = {"name", "path", "mode", "owner", "group", "restartUnits", "reloadUnits"}
-_SECRET_KEYS = _ENTRY_KEYS | {"file"}
+_SECRET_KEYS = _ENTRY_KEYS | {"file", "seal"}
 _TEMPLATE_KEYS = _ENTRY_KEYS | {"content"}
 
 
@@ -77,6 +78,7 @@ class Secret(NamedTuple):
     restart_units: tuple[str, ...]
     reload_units: tuple[str, ...]
     file: str  # the age file, read as given (never under --root)
+    seal: str | None = None  # a systemd credential's id: stored as systemd-creds encrypts it
 
     @property
     def kind(self) -> str:
@@ -128,6 +130,7 @@ class Manifest(NamedTuple):
     user_mode: bool = False
     restart_list_path: str | None = None
     reload_list_path: str | None = None
+    systemd_creds: str | None = None  # the program sealing credentials, when a secret is sealed
 
     @property
     def entries(self) -> tuple[Entry, ...]:
@@ -277,6 +280,13 @@ class _Parser:
             for i, t in enumerate(_list(obj.get("templates", []), "templates"))
         )
         placeholders = self.placeholders(obj.get("placeholders", {}), secrets)
+        creds = obj.get("systemdCreds")
+        systemd_creds = None if creds is None else self.path(creds, "systemdCreds")
+        for i, s in enumerate(secrets):
+            if s.seal is not None and systemd_creds is None:
+                raise ManifestError(
+                    f'secrets[{i}].seal: "{s.seal}" needs systemdCreds, which is null'
+                )
         lists = {
             key: None if obj.get(key) is None else self.path(obj[key], key)
             for key in ("restartListPath", "reloadListPath")
@@ -293,6 +303,7 @@ class _Parser:
             user_mode=self.user_mode,
             restart_list_path=lists["restartListPath"],
             reload_list_path=lists["reloadListPath"],
+            systemd_creds=systemd_creds,
         )
         _check_layout(manifest)
         return manifest
@@ -355,7 +366,14 @@ class _Parser:
             raise ManifestError(f"{where}.file: missing")
         file = _string(obj["file"], f"{where}.file")
         path, rel = self.place(obj, where, common["name"], symlink)
-        return Secret(path=path, rel=rel, file=file, **common)
+        seal = obj.get("seal")
+        if seal is not None:
+            seal = _string(seal, f"{where}.seal")
+            # systemd's credential names are file names (a ":" would end the id
+            # of LoadCredentialEncrypted=ID:PATH); the modules write these only.
+            if not is_segment(seal) or len(seal.encode()) > NAME_MAX:
+                raise ManifestError(f"{where}.seal: bad credential name {seal!r}")
+        return Secret(path=path, rel=rel, file=file, seal=seal, **common)
 
     def template(self, value: Any, where: str, symlink: str) -> Template:
         obj = _object(value, where, _TEMPLATE_KEYS)

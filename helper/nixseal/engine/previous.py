@@ -48,6 +48,7 @@ class Kept(NamedTuple):
     mac: bytes | None
     size: int | None
     rel: str
+    sealed: bytes | None = None  # the file's own HMAC, when it is a sealed credential
 
 
 class Previous:
@@ -80,12 +81,15 @@ class Previous:
         old = self.entries.get(entry.key)
         if self.old is None or self.record is None or old is None or old.mac is None:
             return None
-        limit = old.size if old.size is not None else AGE_FILE_LIMIT
+        # A sealed credential's file is systemd-creds output, not the value:
+        # its own digest says whether it is still what this run wrote.
+        want = old.mac if old.sealed is None else old.sealed
+        limit = old.size if old.size is not None and old.sealed is None else FOREIGN_LIMIT
         got = self.old.read(old.rel, limit)
         if got is None:
             return None
         data, st = got
-        if data is None or not compare_digest(record.mac(self.record.key, data), old.mac):
+        if data is None or not compare_digest(record.mac(self.record.key, data), want):
             fields = {"kind": entry.kind, "name": entry.name, "path": entry.path}
             self.log.warning(altered, **fields)
             return None
@@ -94,8 +98,8 @@ class Previous:
     def reusable(self, entry: Entry, digest: str) -> Value | None:
         """The previous value of a secret whose age file is unchanged."""
         old = self.entries.get(entry.key)
-        if old is None or old.source != digest:
-            return None
+        if old is None or old.source != digest or old.sealed is not None:
+            return None  # changed, or sealed: no plaintext there to reuse
         return self.verified(entry, "previous copy altered; decrypted again")
 
     def state(self, entry: Entry, mac: bytes, value: bytes) -> EntryState:
@@ -127,7 +131,7 @@ class Previous:
             old = self.entries[entry.key]
             if self.verified(entry, "previous copy altered; not kept") is None:
                 return None
-            kept = Kept(old.source or "", old.mac, old.size, rel)
+            kept = Kept(old.source or "", old.mac, old.size, rel, old.sealed)
         else:
             got = self.old.read(rel, FOREIGN_LIMIT)
             if got is None or got[0] is None:

@@ -3,7 +3,8 @@
 The record says, per entry, where its file is in the generation (rel),
 where users find it (path), the SHA-256 of the age file it came from
 (source), an HMAC-SHA256 of its value under the record's random key (mac)
-and the value's size, and the entry's units; then the units not yet
+and the value's size, and the entry's units (and, for a sealed credential, whose file holds no
+plaintext, an HMAC of the file's bytes: `sealed`); then the units not yet
 signalled and the links still to remove. The record is root's, 0600, and
 the key never leaves it, so the owner of a secret, who may rewrite their
 own copy of it, cannot make a copy that matches: a value is reused only
@@ -36,6 +37,8 @@ KEY_BYTES = 32
 _HEX = "0123456789abcdef"
 _TOP = frozenset({"version", "key", "entries", "pending", "unlink"})
 _ENTRY = frozenset({"rel", "path", "source", "mac", "size", "restartUnits", "reloadUnits"})
+# Written only for sealed entries: records of earlier versions stay trusted.
+_SEALED_ENTRY = _ENTRY | {"sealed"}
 _NAME_MAX = 255
 
 
@@ -51,6 +54,9 @@ class Entry(NamedTuple):
     size: int | None
     restart_units: tuple[str, ...]
     reload_units: tuple[str, ...]
+    # HMAC of the file's bytes when they are a sealed credential (mac is the
+    # plaintext's, which the file does not hold); None: the file is the value.
+    sealed: bytes | None = None
 
 
 class Record(NamedTuple):
@@ -70,18 +76,7 @@ class Record(NamedTuple):
             return None
 
     def to_json(self) -> bytes:
-        entries = {
-            key: {
-                "rel": e.rel,
-                "path": e.path,
-                "source": e.source,
-                "mac": None if e.mac is None else e.mac.hex(),
-                "size": e.size,
-                "restartUnits": list(e.restart_units),
-                "reloadUnits": list(e.reload_units),
-            }
-            for key, e in self.entries.items()
-        }
+        entries = {key: _entry_json(e) for key, e in self.entries.items()}
         doc = {
             "version": VERSION,
             "key": self.key.hex(),
@@ -90,6 +85,21 @@ class Record(NamedTuple):
             "unlink": [list(u) for u in self.unlink],
         }
         return fastjson.dumps(doc, separators=(",", ":")).encode()
+
+
+def _entry_json(e: Entry) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "rel": e.rel,
+        "path": e.path,
+        "source": e.source,
+        "mac": None if e.mac is None else e.mac.hex(),
+        "size": e.size,
+        "restartUnits": list(e.restart_units),
+        "reloadUnits": list(e.reload_units),
+    }
+    if e.sealed is not None:
+        doc["sealed"] = e.sealed.hex()
+    return doc
 
 
 def new_key() -> bytes:
@@ -124,7 +134,8 @@ def _record(doc: Any, symlink: str) -> Record:
 
 
 def _entry(key: Any, value: Any, symlink: str) -> Entry:
-    _require(isinstance(key, str) and isinstance(value, dict) and set(value) == _ENTRY)
+    _require(isinstance(key, str) and isinstance(value, dict))
+    _require(set(value) == _ENTRY or set(value) == _SEALED_ENTRY)
     kind, _, name = key.partition(":")
     _require(kind in ("secret", "template") and bool(name) and is_name(name))
     rel, path = value["rel"], value["path"]
@@ -139,7 +150,10 @@ def _entry(key: Any, value: Any, symlink: str) -> Entry:
     _require(size is None or (type(size) is int and size >= 0))
     mac_bytes = None if digest is None else bytes.fromhex(digest)
     restart, reload = _units(value["restartUnits"]), _units(value["reloadUnits"])
-    return Entry(rel, path, source, mac_bytes, size, restart, reload)
+    sealed = value.get("sealed")
+    _require("sealed" not in value or _hex64(sealed))
+    sealed_bytes = None if sealed is None else bytes.fromhex(sealed)
+    return Entry(rel, path, source, mac_bytes, size, restart, reload, sealed_bytes)
 
 
 def _rel_for(path: str, default: str, symlink: str) -> str:
@@ -208,5 +222,5 @@ def json_len(text: str) -> int:
 # The fixed part of a record, and of one entry at its longest (64-digit
 # digests, a 20-digit size), beyond the strings counted one by one.
 _HEADER_BYTES = len(Record(bytes(KEY_BYTES), {}).to_json())
-_LONGEST = Entry("", "", "0" * 64, bytes(32), 10**19, (), ())
+_LONGEST = Entry("", "", "0" * 64, bytes(32), 10**19, (), (), bytes(32))
 _ENTRY_BYTES = len(Record(bytes(KEY_BYTES), {"": _LONGEST}).to_json()) - _HEADER_BYTES + 1

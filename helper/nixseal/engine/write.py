@@ -5,7 +5,10 @@ failure (unreadable, corrupt, wrong key, unknown owner, no space left...)
 keeps the entry's previous value when the previous generation had one and
 costs no other entry. An unchanged age file is not decrypted again: its
 verified previous value is reused, hard-linked when owner and mode are the
-same. Nothing here ever logs a value.
+same. A secret sealed as a systemd credential (nixseal.engine.seal) is
+decrypted and sealed again at each run, as its file holds no plaintext to
+reuse; whether it changed is still decided on the plaintext's digest, so
+an unchanged value restarts nothing. Nothing here ever logs a value.
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ class Writer:
                         kept.size,
                         entry.restart_units,
                         entry.reload_units,
+                        kept.sealed,
                     )
         new_keys = {e.key for e in self.m.entries}
         for key, old in self.previous.entries.items():
@@ -146,7 +150,8 @@ class Writer:
                     value = got.previous.data
                     if entry.name in self.template_inputs:
                         self.values[entry.name] = value
-                    shared = self._share(entry, got.previous, uid, gid)
+                    # A sealed one needs a file of its own: the previous is plaintext.
+                    shared = None if entry.seal else self._share(entry, got.previous, uid, gid)
                     if shared is not None:
                         return Installed("unchanged", shared._replace(source=source))
                 else:
@@ -162,13 +167,24 @@ class Writer:
                 value = self._render(entry)
             digest = rec.mac(self.plan.key, value)
             state = self.previous.state(entry, digest, value)
+            sealed = None
             if self.plan.new is not None:
-                self._write(entry, value, uid, gid)
-            return Installed(state, Kept(source, digest, len(value), entry.rel))
+                data = value
+                if isinstance(entry, Secret) and entry.seal is not None:
+                    data = self._seal(entry.seal, value)
+                    sealed = rec.mac(self.plan.key, data)
+                self._write(entry, data, uid, gid)
+            return Installed(state, Kept(source, digest, len(value), entry.rel, sealed))
         except (NixsealError, OSError) as err:
             reason = str(err) if isinstance(err, NixsealError) else os_reason(err)
             kept = self.previous.keep(entry, self.plan.new, self.plan.key)
             return Installed("failed", kept, reason)
+
+    def _seal(self, name: str, value: bytes) -> bytes:
+        from nixseal.engine.seal import seal
+
+        assert self.m.systemd_creds is not None  # the manifest's parser makes sure
+        return seal(self.m.systemd_creds, name, value)
 
     def _write(self, entry: Entry, value: bytes, uid: int | None, gid: int | None) -> None:
         assert self.plan.new is not None
