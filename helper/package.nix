@@ -65,6 +65,8 @@ python3Packages.buildPythonApplication {
     "tests/test_boot_graph.py"
     "tests/test_nspawn.py"
     "tests/test_nspawn_credentials.py"
+    "tests/test_readiness.py"
+    "tests/test_restarts.py"
   ];
   # Completions made by the parser of this very build, so they list exactly
   # its verbs and options. Before the wrapping of postFixup: the build's

@@ -9,10 +9,12 @@ let
   fake = base.runCommand;
   package = name: fake name { meta.mainProgram = name; } "fake";
 
+  # A node is built for the test's own platform (nixos/lib/testing/nodes.nix
+  # sets nixpkgs.hostPlatform from hostPkgs by default).
   evalNode = modules:
     let
       r = harness.evalHost {
-        modules = [ nixosExtra ] ++ modules;
+        modules = [ nixosExtra { nixpkgs.hostPlatform = lib.mkDefault system; } ] ++ modules;
         withNixseal = false;
         pkgs = null;
       };
