@@ -110,30 +110,13 @@ let
         type = types.listOf (types.either types.package types.str);
         default = [ ];
       };
-      script = mkOption {
-        type = types.lines;
-        default = "";
-      };
-      preStart = mkOption {
-        type = types.lines;
-        default = "";
-      };
-      postStart = mkOption {
-        type = types.lines;
-        default = "";
-      };
-      reload = mkOption {
-        type = types.lines;
-        default = "";
-      };
-      preStop = mkOption {
-        type = types.lines;
-        default = "";
-      };
-      postStop = mkOption {
-        type = types.lines;
-        default = "";
-      };
+    }
+    # the job scripts, each a `lines` option defaulting to ""
+    // lib.genAttrs [ "script" "preStart" "postStart" "reload" "preStop" "postStop" ] (_: mkOption {
+      type = types.lines;
+      default = "";
+    })
+    // {
       startAt = mkOption {
         type = types.either types.str (types.listOf types.str);
         default = [ ];
