@@ -78,7 +78,7 @@ def test_generate_writes_the_tree_on_tmpfs_and_keeps_the_key_for_admins(
     rules = load_rules(repo.rules)
     assert recipient_id(_public_of(key)) == recipient_id(rules.hosts["web2"].key)
     assert (tree / f"{bootstrap.KEY_FILE}.pub").read_text().strip() == rules.hosts["web2"].key
-    assert f"next: nixos-anywhere --extra-files {tree} --flake .#web2" in r.text
+    assert f"then: nixos-anywhere --extra-files {tree} --flake .#web2" in r.text
     # stored for the admins only
     rule = rules.secrets[SECRET]
     assert rule.hosts == () and rule.users == () and str(rule.generator.kind) == "ssh-ed25519"  # type: ignore[union-attr]

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "reinstall":
         ctx = Context.from_args(args)
         _, tree = bootstrap.reinstall(ctx, args.name, args.extra_files)
-        _print_tree(args.name, tree)
+        print(f"next: {_print_tree(args.name, tree)}")
         return 0
     if args.command == "add" and (args.generate or args.key is None):
         if not args.generate:
@@ -92,21 +92,25 @@ def _generate(args: argparse.Namespace) -> int:
         if not args.no_rekey:
             args.rekey = True
         code = _readers.report(args, "host", change, old="key", announce=False)
-    _print_tree(args.name, added.tree)
+    anywhere = _print_tree(args.name, added.tree)
     if not change.rekey and not args.replace:
         print(
             f'next: list "{args.name}" in the hosts of its secrets (or in a group) in '
             f"{change.where}, then run: nixseal rekey"
         )
+        print(f"then: {anywhere}")
+    else:
+        print(f"next: {anywhere}")
     return code
 
 
-def _print_tree(host: str, tree: bootstrap.Tree) -> None:
+def _print_tree(host: str, tree: bootstrap.Tree) -> str:
+    """Say where the tree is; the command that installs the host with it."""
     shown = display_path(tree.dir)
     if tree.warning:
         print(f"warning: {tree.warning}", file=sys.stderr)
     print(f"wrote {bootstrap.KEY_FILE} and its .pub for nixos-anywhere in {shown}")
-    print(
-        f"next: nixos-anywhere --extra-files {shown} --flake .#{host} --target-host root@{host}; "
-        f"then: rm -r {shown}"
+    return (
+        f"nixos-anywhere --extra-files {shown} --flake .#{host} --target-host root@{host}, "
+        f"then rm -r {shown}"
     )

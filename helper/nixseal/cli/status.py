@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 def _table(results: list[status.HostStatus]) -> None:
     rows = [(h, r) for h in results if h.error is None for r in h.rows]
     width = max((len(_label(r)) for _, r in rows), default=0)
+    states = max((len(r.status) for _, r in rows if r.detail), default=0)
     for h in results:
         if h.error is not None:
             continue
@@ -66,7 +67,7 @@ def _table(results: list[status.HostStatus]) -> None:
         print(f"{h.host} ({gens})")
         for r in h.rows:
             detail = f"  {r.detail}" if r.detail else ""
-            print(f"  {_label(r):<{width}}  {r.status}{detail}".rstrip())
+            print(f"  {_label(r):<{width}}  {r.status:<{states}}{detail}".rstrip())
 
 
 def _label(row: status.Row) -> str:
