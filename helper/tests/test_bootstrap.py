@@ -3,7 +3,6 @@ key made by the admin, kept for the admins, written for nixos-anywhere."""
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from _admin import Repo, make_repo
 from nixseal.age import crypto
 from nixseal.age.header import parse_header
 from nixseal.repo import bootstrap
+from nixseal.repo.edit import MEMORY_FS, filesystem_type
 from nixseal.repo.rules import load_rules, recipient_id
 
 SECRET = "hosts/web2/ssh_host_ed25519_key"
@@ -31,7 +31,7 @@ def repo(tmp_path: Path) -> Repo:
 @pytest.fixture
 def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private $XDG_RUNTIME_DIR on tmpfs, as systemd-logind gives a session."""
-    if bootstrap.fs_type(Path("/dev/shm")) not in bootstrap.MEMORY_FS:
+    if filesystem_type(Path("/dev/shm")) not in MEMORY_FS:
         pytest.skip("no tmpfs at /dev/shm")
     import tempfile
 
@@ -62,7 +62,7 @@ def test_generate_writes_the_tree_on_tmpfs_and_keeps_the_key_for_admins(
     assert r.err == ""  # on tmpfs: no warning
     tree = _tree_of(r.text)
     assert tree.parent == runtime and tree.name.startswith("nixseal-web2-")
-    assert bootstrap.fs_type(tree) == "tmpfs"
+    assert filesystem_type(tree) == "tmpfs"
     modes = {
         p.relative_to(tree).as_posix(): stat.S_IMODE(p.lstat().st_mode) for p in tree.rglob("*")
     }
@@ -107,8 +107,8 @@ def test_reinstall_writes_the_same_key_again(repo: Repo, runtime: Path, tmp_path
 
 
 def test_a_directory_on_disk_is_used_with_a_warning(repo: Repo, tmp_path: Path) -> None:
-    fs = bootstrap.fs_type(tmp_path)
-    if fs in bootstrap.MEMORY_FS:
+    fs = filesystem_type(tmp_path)
+    if fs in MEMORY_FS:
         pytest.skip("the test's temporary directory is on tmpfs")
     target = tmp_path / "extra"
     r = repo.run("host", "add", "web2", "--generate", "--extra-files", str(target))
@@ -177,9 +177,3 @@ def test_a_stored_key_read_by_a_host_is_refused(repo: Repo, runtime: Path) -> No
     )
     r = repo.run("host", "reinstall", "web2")
     assert r.code == 1 and "a stored host key is for admins only" in r.err
-
-
-def test_mountinfo_is_read_as_the_kernel_writes_it() -> None:
-    assert bootstrap._unescape(r"/mnt/with\040space") == "/mnt/with space"
-    assert bootstrap.fs_type(Path("/proc")) == "proc"
-    assert bootstrap.fs_type(Path("/")) not in (None, "tmpfs") or os.path.ismount("/")

@@ -66,6 +66,7 @@ _BOTH = [
     ("nixseal ho", ["host"]),
     ("nixseal host ", ["add", "reinstall", "remove"]),
     ("nixseal host remove ", ["db1", "web1"]),
+    ("nixseal status ", ["db1", "web1"]),
     ("nixseal edit web1/", ["web1/alice", "web1/app-token"]),
 ]
 

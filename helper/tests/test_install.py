@@ -914,3 +914,32 @@ def test_a_dry_run_writes_no_status(scene: Scene) -> None:
     scene.add("a", b"1")
     assert scene.install("--no-mount", "--dry-run").code == 0
     assert not (scene.root / "run/secrets.d/status.json").exists()
+
+
+def test_after_a_record_it_cannot_trust_the_status_is_still_written(scene: Scene) -> None:
+    scene.add("a", b"1")
+    scene.add("b", b"2")
+    assert scene.install().code == 0
+    # as after an older nixseal (or another tool): the record is not this version's
+    record = scene.root / "run/secrets.d/1.json"
+    doc = json.loads(record.read_bytes())
+    doc["version"] = 1
+    record.write_text(json.dumps(doc))
+    scene.doc["secrets"] = [s for s in scene.secrets if s["name"] == "a"]
+    assert scene.install().code == 0
+    status = _status(scene)
+    assert status["generation"] == 2
+    # nothing is known of what the old generation held: no removed entries
+    assert status["entries"] == {
+        "secret:a": {"state": "unchanged", "source": _sha(scene.secrets[0]["file"])}
+    }
+
+
+def test_the_status_fits_the_room_reserved_for_it() -> None:
+    from nixseal.engine import status
+
+    keys = ["secret:a", 'secret:"q"\\', "template:ünï/\U0001f600", "secret:" + "x" * 200]
+    states: dict[Any, list[str]] = {"unchanged": keys[:2], "removed": keys[2:]}
+    sources = {k: "f" * 64 for k in keys}
+    data = status.document(10**19 - 1, "/run/sécrets.d", states, sources, sources)
+    assert len(data) <= status.size_bound(keys, "/run/sécrets.d")

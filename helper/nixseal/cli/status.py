@@ -20,7 +20,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("hosts", nargs="*", metavar="HOST", help="only these hosts (default: all)")
+    parser.add_argument("names", nargs="*", metavar="HOST", help="only these hosts (default: all)")
     parser.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when anything differs from the repository"
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rules = load_rules(rules_path_from_args(args))
-    hosts = status.select_hosts(rules, args.hosts)
+    hosts = status.select_hosts(rules, args.names)
     ssh = status.ssh_command(args.ssh)
     results = status.fleet(rules, hosts, ssh)
     unreached = [h for h in results if h.error is not None]

@@ -15,11 +15,12 @@ is plain JSON so that reading it needs nothing of nixseal on the host.
 
 from __future__ import annotations
 
+from nixseal.engine.record import json_len
 from nixseal.util import fastjson
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from nixseal.models.install import EntryState
 
@@ -49,3 +50,17 @@ def document(
         "entries": dict(sorted(entries.items())),
     }
     return fastjson.dumps(doc, separators=(",", ":")).encode()
+
+
+def size_bound(keys: Iterable[str], mount_point: str) -> int:
+    """The most bytes the status of entries keys (the manifest's and the
+    previous record's) can take, counted as record.size_bound counts."""
+    return _HEADER_BYTES + json_len(mount_point) + sum(json_len(k) + _ENTRY_BYTES for k in keys)
+
+
+_HEADER_BYTES = len(document(10**19, "", {}, {}, {}))
+_ENTRY_BYTES = (
+    len(document(0, "", {"unchanged": [""]}, {"": "0" * 64}, {}))
+    - len(document(0, "", {}, {}, {}))
+    + 1
+)

@@ -29,14 +29,13 @@ from nixseal.age import generators, sshkey
 from nixseal.errors import NixsealError, RulesError, UsageError
 from nixseal.models.repo import Generator, GeneratorKind, ReaderKind
 from nixseal.repo.context import Context, decrypt_secret, encrypt_secret
+from nixseal.repo.edit import MEMORY_FS, filesystem_type
 from nixseal.repo.readers import Change, ReadersChange, add_reader, edit
 from nixseal.repo.rules import Rules, did_you_mean, recipient_id
 from nixseal.util.atomic import write_atomic
 from nixseal.util.paths import display_path
 
 KEY_FILE = "etc/ssh/ssh_host_ed25519_key"
-# File systems whose files live in memory only.
-MEMORY_FS = frozenset({"tmpfs", "ramfs"})
 _GENERATOR = Generator(GeneratorKind.SSH_ED25519)
 
 
@@ -164,7 +163,7 @@ def write_tree(target: Path | None, host: str, private: bytes, public: str) -> T
         made = Path(tempfile.mkdtemp(prefix=f"nixseal-{host}-", dir=base))  # 0700
     else:
         made = _own_dir(target)
-        fs = fs_type(made)
+        fs = filesystem_type(made)
         if fs not in MEMORY_FS:
             on = fs or "a file system of unknown type"
             warning = (
@@ -216,45 +215,9 @@ def memory_dir() -> Path:
     # mkdtemp makes a private directory of its own in either: no name to guess
     candidates = [os.environ.get("XDG_RUNTIME_DIR") or "", "/dev/shm"]  # noqa: S108
     for c in candidates:
-        if c and Path(c).is_dir() and fs_type(Path(c)) in MEMORY_FS:
+        if c and Path(c).is_dir() and filesystem_type(Path(c)) in MEMORY_FS:
             return Path(c)
     raise UsageError(
         "no memory file system for the host's key ($XDG_RUNTIME_DIR or /dev/shm on tmpfs); "
         "pass --extra-files DIR"
     )
-
-
-def fs_type(path: Path) -> str | None:
-    """The file system type of the mount holding path (/proc/self/mountinfo),
-    or None when that cannot be told."""
-    try:
-        real = os.path.realpath(path)
-        text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    best, found = -1, None
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or len(fields) < 5 or not right.split():
-            continue
-        point = _unescape(fields[4])
-        inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= best:  # the last of equal mounts is on top
-            best, found = len(point), right.split()[0]
-    return found
-
-
-def _unescape(field: str) -> str:
-    """mountinfo's octal escapes (\\040 for a space) undone."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
