@@ -22,6 +22,7 @@ one does.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -319,6 +320,13 @@ class Workspace:
     def state(self) -> Path:
         return self.root / "state"
 
+    @property
+    def runtime(self) -> Path:
+        """The session's $XDG_RUNTIME_DIR: private and on tmpfs, as a login's
+        /run/user/UID is (shm, since /run/user may not exist where tests run)."""
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        return Path("/dev/shm") / f"nixseal-doc-{digest}"
+
     def env(self, shared: Shared, *, admin_identity: bool) -> dict[str, str]:
         path = [str(STANDINS), str(FAKE_OP_DIR), str(VENV_BIN), os.environ.get("PATH", "")]
         env = {
@@ -349,6 +357,8 @@ class Workspace:
             DOC_NIXSEAL=str(shared.nixseal),
             FAKE_OP_VAULT=str(self.root / "1password.json"),
         )
+        self.runtime.mkdir(mode=0o700, exist_ok=True)
+        env["XDG_RUNTIME_DIR"] = str(self.runtime)
         env.pop("VISUAL", None)
         if admin_identity:
             env["NIXSEAL_IDENTITY"] = str(self.home / ".config/nixseal/admin.key")
@@ -396,10 +406,30 @@ class Result:
     log: str
 
 
-def run_session(page: Path, ws: Workspace, env: dict[str, str], timeout: int = 900) -> Result:
+def split_at(page: Path, heading: str) -> int:
+    """The line of a page's heading (1-based): sessions run the blocks
+    before it, or from it on."""
+    for n, line in enumerate(page.read_text().splitlines(), 1):
+        if line.strip() == heading:
+            return n
+    raise DocError(f"{page.name}: no heading {heading!r}")
+
+
+def run_session(
+    page: Path,
+    ws: Workspace,
+    env: dict[str, str],
+    timeout: int = 900,
+    *,
+    lines: tuple[int, int] | None = None,
+) -> Result:
+    """Run the page's session, or (lines) that of its blocks from the first
+    line up to (not including) the second."""
     blocks = parse_page(page)
     for block in blocks:
         check_unrun(block)
+    if lines is not None:
+        blocks = [b for b in blocks if lines[0] <= b.line < lines[1]]
     for block in blocks:
         if block.directive[:1] == ("in-repo",) and (failure := _run_in_repo(block, env)):
             return Result(failure, "")

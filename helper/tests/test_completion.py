@@ -64,8 +64,9 @@ def _script(shell: str, tmp_path: Path) -> Path:
 # What bash and fish both complete (they filter by the prefix themselves).
 _BOTH = [
     ("nixseal ho", ["host"]),
-    ("nixseal host ", ["add", "remove"]),
+    ("nixseal host ", ["add", "reinstall", "remove"]),
     ("nixseal host remove ", ["db1", "web1"]),
+    ("nixseal status ", ["db1", "web1"]),
     ("nixseal edit web1/", ["web1/alice", "web1/app-token"]),
 ]
 
@@ -114,7 +115,7 @@ _nixseal
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("nixseal host ", ["add", "remove"]),
+        ("nixseal host ", ["add", "reinstall", "remove"]),
         ("nixseal host remove ", ["db1", "web1"]),
         ("nixseal edit ", ["db/password", "web1/alice", "web1/app-token"]),
         ("nixseal --log-format ", ["console", "json"]),

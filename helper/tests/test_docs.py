@@ -2,8 +2,9 @@
 
 Each page of docs/ and README.md is one terminal session (tests/_docs.py).
 docs/getting-started.md starts from an empty directory; every other page
-starts from where getting started ends (a repository with an admin, two
-hosts, two secrets, both hosts deployed), copied afresh for each page.
+starts from where its numbered steps end (a repository with an admin, two
+hosts, two secrets, both hosts deployed), copied afresh for each page; its
+last section (a third host, bootstrapped) runs in such a copy too.
 Running pages needs root and Nix; the checks of links, skips and the
 harness itself need neither.
 """
@@ -24,10 +25,14 @@ from _docs import (
     parse_page,
     prepare_shared,
     run_session,
+    split_at,
 )
 from conftest import REPO_ROOT, needs_nix, needs_root
 
 GETTING_STARTED = REPO_ROOT / "docs/getting-started.md"
+# Getting started's last section runs after the rest, in a copy of the
+# fleet: the other pages start where the steps before it end.
+BOOTSTRAP = "## 7. A new host in one deploy"
 PAGES = [*sorted(REPO_ROOT.glob("docs/*.md")), REPO_ROOT / "README.md"]
 
 # Blocks the test may leave unrun, each for its reason: the suite cannot
@@ -55,7 +60,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
 def fleet(tmp_path_factory: pytest.TempPathFactory, shared: Shared) -> Path:
     """The workspace at the end of getting started."""
     ws = fresh_workspace(tmp_path_factory.mktemp("fleet") / "ws")
-    result = run_session(GETTING_STARTED, ws, ws.env(shared, admin_identity=False))
+    steps = (1, split_at(GETTING_STARTED, BOOTSTRAP))
+    result = run_session(GETTING_STARTED, ws, ws.env(shared, admin_identity=False), lines=steps)
+    shutil.rmtree(ws.runtime, ignore_errors=True)
     if result.failure:
         pytest.fail(f"docs/getting-started.md, which every page starts from:\n{result.failure}")
     return ws.root
@@ -72,11 +79,15 @@ def _workspace(tmp_path: Path, request: pytest.FixtureRequest) -> Workspace:
 def test_page_runs(
     page: Path, tmp_path: Path, shared: Shared, request: pytest.FixtureRequest
 ) -> None:
+    lines = None
     if page == GETTING_STARTED:
-        request.getfixturevalue("fleet")  # runs the page, and fails when it fails
-        return
+        request.getfixturevalue("fleet")  # runs the page's steps, and fails when they fail
+        lines = (split_at(page, BOOTSTRAP), 1 << 30)
     ws = _workspace(tmp_path, request)
-    result = run_session(page, ws, ws.env(shared, admin_identity=True))
+    try:
+        result = run_session(page, ws, ws.env(shared, admin_identity=True), lines=lines)
+    finally:
+        shutil.rmtree(ws.runtime, ignore_errors=True)
     assert result.failure is None, result.failure
     shutil.rmtree(tmp_path / "ws", ignore_errors=True)
 
@@ -149,7 +160,10 @@ def _session(tmp_path: Path, text: str) -> str | None:
     page.write_text(text)
     ws = fresh_workspace(run / "ws")
     env = ws.env(Shared(run, run), admin_identity=False)
-    return run_session(page, ws, env, timeout=60).failure
+    try:
+        return run_session(page, ws, env, timeout=60).failure
+    finally:
+        shutil.rmtree(ws.runtime, ignore_errors=True)
 
 
 def test_the_harness_runs_a_page_as_a_reader_would(tmp_path: Path) -> None:

@@ -412,6 +412,12 @@ assert scene.live("big2").read_bytes() == b"b2"  # its previous value
 assert scene.live("rendered/t").read_bytes() == b"v=small-0-v2"
 record = json.loads((mp / "2.json").read_text())
 assert set(record["entries"]) >= {{"secret:big2", "secret:s0", "template:t"}}
+# the status had its room: it says what failed for want of space
+status = json.loads((mp / "status.json").read_text())
+assert status["generation"] == 2
+assert {{k for k, e in status["entries"].items() if e["state"] == "failed"}} == {{
+    f"secret:{{n}}" for n in failed
+}}, status
 names = [p.name for p in mp.rglob("*")]
 assert not [n for n in names if "tmp" in n], names  # nothing half-written
 for p in (mp / "2").rglob("*"):
@@ -431,7 +437,9 @@ code, events = run()
 assert code == 1
 assert os.readlink(scene.live()) == "secrets.d/2"
 left = sorted(p.name for p in mp.iterdir() if p.name != "filler")
-assert left == [".2.handed", "1", "1.json", "2", "2.json"], (left, events)
+# the status stays the live generation's
+assert left == [".2.handed", "1", "1.json", "2", "2.json", "status.json"], (left, events)
+assert json.loads((mp / "status.json").read_text())["generation"] == 2
 filler.unlink()
 code, _ = run()
 assert code in (0, 1) and os.readlink(scene.live()) == "secrets.d/3"

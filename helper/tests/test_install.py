@@ -133,7 +133,11 @@ def test_keep_generations_prunes_old_ones(scene: Scene) -> None:
     scene.doc["keepGenerations"] = 0
     assert scene.install().code == 0
     assert scene.generations() == [4] and scene.current() == 4
-    assert sorted(p.name for p in (scene.root / "run/secrets.d").iterdir()) == ["4", "4.json"]
+    assert sorted(p.name for p in (scene.root / "run/secrets.d").iterdir()) == [
+        "4",
+        "4.json",
+        "status.json",
+    ]
 
 
 def test_custom_paths_get_symlinks_that_follow_switches(scene: Scene) -> None:
@@ -836,3 +840,132 @@ def test_the_quick_parse_reads_the_units_command_lines() -> None:
         ["install", "--manifest", "m", "--defer-signals", "--signal-pending"],
     ):
         assert install_verb.parse_quickly(argv) is None, argv
+
+
+# -- the status file (nixseal status reads it) ---------------------------------------
+
+
+def _status(scene: Scene) -> dict[str, Any]:
+    path = scene.root / "run/secrets.d/status.json"
+    st_ = path.stat()
+    assert stat.S_IMODE(st_.st_mode) == 0o600 and st_.st_uid == os.geteuid()
+    doc: dict[str, Any] = json.loads(path.read_bytes())
+    return doc
+
+
+def _sha(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_the_status_file_says_each_entrys_state_and_source(scene: Scene) -> None:
+    keep = scene.add("keep", b"same-value")
+    change = scene.add("change", b"old-value")
+    scene.add("gone", b"gone-value")
+    broken = scene.add("broken", b"broken-old")
+    scene.template("t", "v=@K@")
+    scene.doc["placeholders"] = {"keep": "@K@"}
+    assert scene.install().code == 0
+    first = _status(scene)
+    assert first["version"] == 1 and first["generation"] == 1
+    assert first["mountPoint"] == "/run/secrets.d"
+    assert {k: e["state"] for k, e in first["entries"].items()} == {
+        "secret:keep": "installed",
+        "secret:change": "installed",
+        "secret:gone": "installed",
+        "secret:broken": "installed",
+        "template:t": "installed",
+    }
+    broken_source = _sha(broken["file"])
+    gone_source = _sha(scene.secrets[2]["file"])
+    scene.set_value("change", b"new-value")
+    scene.doc["secrets"] = [s for s in scene.secrets if s["name"] != "gone"]
+    Path(broken["file"]).write_bytes(b"age-encryption.org/v1\n-> X25519")  # fails, keeps the old
+    fresh = scene.add("fresh-broken", b"x")
+    Path(fresh["file"]).write_bytes(b"not age")  # fails, with no value to keep
+    assert scene.install().code == 1
+    doc = _status(scene)
+    assert doc["generation"] == 2
+    assert doc["entries"] == {
+        "secret:keep": {"state": "unchanged", "source": _sha(keep["file"])},
+        "secret:change": {"state": "changed", "source": _sha(change["file"])},
+        "secret:gone": {"state": "removed", "source": gone_source},
+        # the value in place came from the file it had before
+        "secret:broken": {"state": "failed", "source": broken_source},
+        "secret:fresh-broken": {"state": "failed", "source": None},
+        "template:t": {"state": "unchanged", "source": None},
+    }
+    # never a value, nor a digest of one
+    text = (scene.root / "run/secrets.d/status.json").read_text()
+    record = json.loads((scene.root / "run/secrets.d/2.json").read_bytes())
+    for value in (b"same-value", b"new-value", b"broken-old", b"v=same-value"):
+        assert value.decode() not in text
+        assert _sha_bytes(value) not in text
+    for entry in record["entries"].values():
+        if entry["mac"]:
+            assert entry["mac"] not in text
+    assert record["key"] not in text
+
+
+def _sha_bytes(value: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(value).hexdigest()
+
+
+def test_a_status_file_that_cannot_be_written_is_removed_not_left_stale(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nixseal.engine import generation
+
+    scene.add("a", b"1")
+    assert scene.install().code == 0 and _status(scene)["generation"] == 1
+
+    def full(self: generation.Store, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(generation.Store, "write_status", full)
+    scene.set_value("a", b"2")
+    r = scene.install()
+    assert r.code == 0  # the secrets are in place: status is not worth failing a boot for
+    (warning,) = r.events_named(
+        "status file not written; nixseal status reports none for this host"
+    )
+    assert warning["reason"] == "No space left on device"
+    assert not (scene.root / "run/secrets.d/status.json").exists()
+
+
+def test_a_dry_run_writes_no_status(scene: Scene) -> None:
+    scene.add("a", b"1")
+    assert scene.install("--no-mount", "--dry-run").code == 0
+    assert not (scene.root / "run/secrets.d/status.json").exists()
+
+
+def test_after_a_record_it_cannot_trust_the_status_is_still_written(scene: Scene) -> None:
+    scene.add("a", b"1")
+    scene.add("b", b"2")
+    assert scene.install().code == 0
+    # as after an older nixseal (or another tool): the record is not this version's
+    record = scene.root / "run/secrets.d/1.json"
+    doc = json.loads(record.read_bytes())
+    doc["version"] = 1
+    record.write_text(json.dumps(doc))
+    scene.doc["secrets"] = [s for s in scene.secrets if s["name"] == "a"]
+    assert scene.install().code == 0
+    status = _status(scene)
+    assert status["generation"] == 2
+    # nothing is known of what the old generation held: no removed entries
+    assert status["entries"] == {
+        "secret:a": {"state": "unchanged", "source": _sha(scene.secrets[0]["file"])}
+    }
+
+
+def test_the_status_fits_the_room_reserved_for_it() -> None:
+    from nixseal.engine import status
+
+    keys = ["secret:a", 'secret:"q"\\', "template:ünï/\U0001f600", "secret:" + "x" * 200]
+    states: dict[Any, list[str]] = {"unchanged": keys[:2], "removed": keys[2:]}
+    sources = {k: "f" * 64 for k in keys}
+    data = status.document(10**19 - 1, "/run/sécrets.d", states, sources, sources)
+    assert len(data) <= status.size_bound(keys, "/run/sécrets.d")

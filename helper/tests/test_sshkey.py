@@ -54,3 +54,15 @@ def test_a_host_never_unlocks_a_protected_key(tmp_path: Path) -> None:
     locked = protected_key(tmp_path, "pw")
     with pytest.raises(CryptoError, match="nothing can ask for its passphrase here"):
         crypto.load_identity_file(locked)
+
+
+def test_the_public_line_of_a_private_key(tmp_path: Path) -> None:
+    from nixseal.age import generators
+
+    private, public = generators.ssh_ed25519("root@web2")
+    assert sshkey.public_line(private) == public.rsplit(" ", 1)[0]
+    key = make_ssh_key(tmp_path)
+    line = sshkey.public_line(key.private_path.read_bytes())
+    assert line is not None and line.split() == key.public.split()[:2]
+    assert sshkey.public_line(b"not a key") is None
+    assert sshkey.public_line(sshkey.BEGIN + b"\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n") is None

@@ -71,3 +71,36 @@ def unlock(data: bytes, passphrase: str, source: str) -> bytes:
         serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     )
+
+
+def public_line(data: bytes) -> str | None:
+    """The public key line (`ssh-ed25519 AAAA...`) stored in an OpenSSH
+    private key file, or None when data is not one. The public half is
+    stored unencrypted beside the private one, so no passphrase is needed."""
+    if cipher(data) is None:
+        return None
+    text = data.strip()
+    raw = base64.b64decode(b"".join(text[len(BEGIN) : text.index(_END)].split()))
+    at = len(_MAGIC)
+    for _ in range(3):  # cipher name, kdf name, kdf options
+        value, at = _string(raw, at)
+        if value is None:
+            return None
+    if raw[at : at + 4] != b"\0\0\0\1":  # one key
+        return None
+    blob, at = _string(raw, at + 4)
+    if blob is None:
+        return None
+    key_type, _ = _string(blob, 0)
+    if key_type is None:
+        return None
+    return f"{key_type.decode('ascii', 'replace')} {base64.b64encode(blob).decode()}"
+
+
+def _string(raw: bytes, at: int) -> tuple[bytes | None, int]:
+    """An SSH wire string at offset at, and the offset after it."""
+    if len(raw) < at + 4:
+        return None, at
+    length = int.from_bytes(raw[at : at + 4], "big")
+    value = raw[at + 4 : at + 4 + length]
+    return (value, at + 4 + length) if len(value) == length else (None, at)

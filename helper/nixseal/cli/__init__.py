@@ -25,7 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "install": ("install", "install secrets from a manifest (activation)"),
     "check-manifest": ("check_manifest", "validate a manifest and the files it names"),
     "init": ("init", "create secrets/secrets.toml and optionally an admin key"),
-    "host": ("host", "add, re-key or remove a host in the rules"),
+    "host": ("host", "add, re-key, reinstall or remove a host in the rules"),
     "admin": ("admin", "add, re-key or remove an admin in the rules"),
     "user": ("user", "add, re-key or remove a user in the rules"),
     "group": ("group", "set or remove a group of hosts in the rules"),
@@ -37,6 +37,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "pull": ("pull", "read 1Password sources and encrypt them"),
     "check": ("check", "fail when files are missing or encrypted to the wrong keys"),
     "audit": ("audit", "who can read each secret, and how old it is"),
+    "status": ("status", "what each host has installed, against the repository (over ssh)"),
     "import-agenix": ("import_agenix", "convert an agenix secrets.nix into the rules"),
     "completion": ("completion", "print the completion script for bash, zsh or fish"),
 }

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 # Positionals named so hold names from the rules; the kind follows the verb.
 _NAME_DESTS = ("name", "names", "members")
-_KIND_OF_VERB = {"host": "hosts", "admin": "admins", "user": "users", "group": "groups"}
+_KIND_OF_VERB = {
+    "host": "hosts",
+    "admin": "admins",
+    "user": "users",
+    "group": "groups",
+    "status": "hosts",
+}
 LIST_KINDS = ("secrets", "hosts", "admins", "users", "groups")
 # Option values that are paths (the rest are free words, completed with nothing).
 _PATH_METAVARS = ("PATH", "FILE", "DIR", "IDENTITY")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from nixseal.models.repo import ReaderKind
 from nixseal.repo import rekey
@@ -36,18 +37,43 @@ _NEXT = {
 }
 
 
-def add_commands(parser: argparse.ArgumentParser, kind: ReaderKind) -> None:
-    """`add NAME KEY [--replace]` and `remove NAME` of host, admin and user."""
+class _Intermixed(argparse.ArgumentParser):
+    """A subcommand whose optional KEY may follow its options (`host add web2
+    --replace KEY`): argparse gives an optional positional nothing when
+    options stand between it and the one before, unless parsed intermixed."""
+
+    _inner = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inner:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
+def add_commands(
+    parser: argparse.ArgumentParser, kind: ReaderKind
+) -> tuple[Any, argparse.ArgumentParser]:
+    """`add NAME KEY [--replace]` and `remove NAME` of host, admin and user;
+    the subcommands and `add`, for a verb to extend."""
     # none given: the verb's help (args.print_help)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cls = _Intermixed if kind is ReaderKind.HOST else type(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=cls)
     add = sub.add_parser("add", help=f"add {_a(kind)}, or change its key with --replace")
     add.add_argument("name", help=f"{kind} name")
-    add.add_argument("key", help=_KEY_HELP[kind])
+    # a host's key may be made here instead (host add --generate)
+    add.add_argument("key", nargs="?" if kind is ReaderKind.HOST else None, help=_KEY_HELP[kind])
     add.add_argument("--replace", action="store_true", help=f"change the key of an existing {kind}")
     add_rekey_flags(add)
     remove = sub.add_parser("remove", help=_REMOVE_HELP[kind])
     remove.add_argument("name", help=f"{kind} name")
     add_rekey_flags(remove)
+    return sub, add
 
 
 def run_command(args: argparse.Namespace, kind: ReaderKind) -> int:
@@ -76,16 +102,23 @@ def add_rekey_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def report(
-    args: argparse.Namespace, verb: str, change: ReadersChange, *, old: str = "recipients"
+    args: argparse.Namespace,
+    verb: str,
+    change: ReadersChange,
+    *,
+    old: str = "recipients",
+    announce: bool = True,
 ) -> int:
-    """Print what changed and what to do next; rekey when asked. The exit status.
+    """Print what changed (unless announced already) and what to do next;
+    rekey when asked. The exit status.
 
     old names what stale files are encrypted to ("the old key" for a key change).
     """
     if change.unchanged:
         print(change.done)
         return 0
-    print(f"{change.done} in {change.where}")
+    if announce:
+        print(f"{change.done} in {change.where}")
     ctx = Context.from_args(args, change.rules)
     code = 0
     if change.rekey:

@@ -1,7 +1,9 @@
 """The commit step of a run: the new generation goes live.
 
 Record first, then the switch of symlinkPath, then the symlinks at custom
-paths (each failing its entry alone), then pruning. Links the new
+paths (each failing its entry alone), then the status file (what `nixseal
+status` reads over ssh: each entry's state in this run and the SHA-256 of
+the age file its value came from), then pruning. Links the new
 generation no longer has stay listed in its record until removed, so a run
 killed between the switch and their removal removes them next time (the
 previous entries it would find them from are then the new ones).
@@ -13,6 +15,7 @@ import os
 
 from nixseal.engine import generation as gen
 from nixseal.engine import record as rec
+from nixseal.engine import status
 from nixseal.engine.manifest import Entry, Manifest
 from nixseal.engine.plan import Plan
 from nixseal.engine.write import Outcome, os_reason
@@ -56,7 +59,23 @@ class Commit:
         gen.switch(self.top, self.m.symlink_path, shown, self.store, out.generation)
         if links is not None:
             self._links(entries, unlink, links, out)
+        self._status(out, entries)
         self._prune(out.generation)
+
+    def _status(self, out: Outcome, entries: dict[str, rec.Entry]) -> None:
+        """After the links, whose failures are the run's last states. A status
+        that cannot be written is removed, never left from an older run."""
+        installed = {k: e.source for k, e in entries.items()}
+        previous = {k: e.source for k, e in self.plan.previous.entries.items()}
+        data = status.document(out.generation, self.m.mount_point, out.states, installed, previous)
+        try:
+            self.store.write_status(data)
+        except OSError as err:
+            self.store.remove_status()
+            self.log.warning(
+                "status file not written; nixseal status reports none for this host",
+                reason=err.strerror,
+            )
 
     def _any_links(self) -> Links | None:
         """Links, when there is any custom path to link or unlink; most hosts

@@ -5,6 +5,7 @@ Layout under the mount point (ramfs, so plaintext never reaches a disk)::
     <mountPoint>/<N>/...     generation N: the secrets and rendered templates
     <mountPoint>/<N>.json    generation N's record (nixseal.engine.record), root-only
     <mountPoint>/.<N>.handed generation N's pending units were handed over (empty)
+    <mountPoint>/status.json what the last run did, for `nixseal status` (engine.status)
     <mountPoint>.lock        serializes runs (flock)
     <symlinkPath> -> <mountPoint>/<N>
 
@@ -300,6 +301,32 @@ class Store:
         os.rename(
             f"{number}.json.tmp", f"{number}.json", src_dir_fd=self.dir.fd, dst_dir_fd=self.dir.fd
         )
+
+    def write_status(self, data: bytes) -> None:
+        """Replace status.json by rename: a reader sees the last run's or the one before."""
+        tmp = "status.json.tmp"  # a killed run's is cleared with the records' (remove_temporary)
+        step()
+        with suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=self.dir.fd)
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=self.dir.fd,
+        )
+        try:
+            _write_all(fd, data)
+        except OSError:
+            os.close(fd)
+            with suppress(OSError):
+                os.unlink(tmp, dir_fd=self.dir.fd)
+            raise
+        os.close(fd)
+        os.rename(tmp, "status.json", src_dir_fd=self.dir.fd, dst_dir_fd=self.dir.fd)
+
+    def remove_status(self) -> None:
+        with suppress(OSError):
+            os.unlink("status.json", dir_fd=self.dir.fd)
 
     def handed(self, number: int) -> bool:
         return self.dir.lstat(_handed(number)) is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from nixseal.engine import generation as gen
 from nixseal.engine import record as rec
+from nixseal.engine import status
 from nixseal.engine.manifest import Manifest
 from nixseal.engine.previous import Previous
 from nixseal.errors import GenerationError
@@ -98,7 +99,8 @@ def plan(
 
 def _record_bound(m: Manifest, previous: Previous) -> int:
     """The most the new record can take: every entry, every unit old and new
-    (each also pending), every old link still to remove."""
+    (each also pending), every old link still to remove; and the status
+    file's room (engine.status), which the record leaves when it shrinks."""
     old = previous.entries.values()
     units = [u for e in m.entries for u in (*e.restart_units, *e.reload_units)]
     units += [u for e in old for u in (*e.restart_units, *e.reload_units)]
@@ -108,4 +110,5 @@ def _record_bound(m: Manifest, previous: Previous) -> int:
     links = [(e.path, e.rel) for e in old]
     if previous.record is not None:
         links += previous.record.unlink
-    return rec.size_bound(entries, units, links)
+    keys = [*(e.key for e in m.entries), *previous.entries]
+    return rec.size_bound(entries, units, links) + status.size_bound(keys, m.mount_point)

@@ -113,3 +113,32 @@ class AuditReportJson(TypedDict):
     rules: str
     findings: int
     secrets: list[AuditEntryJson]
+
+
+# -- the JSON document of `status --json` ------------------------------------------
+
+
+class StatusEntryJson(TypedDict):
+    kind: str  # secret or template
+    name: str
+    # secrets: up to date, outdated, failed, missing, removed;
+    # templates: their state in the last install (installed, changed, unchanged, failed)
+    status: str
+    detail: str | None
+    installed: str | None  # SHA-256 of the age file the host's value came from
+    repository: str | None  # SHA-256 of the repository's age file now
+
+
+class StatusHostJson(TypedDict):
+    name: str
+    reachable: bool
+    error: str | None  # why there is no status: unreachable, no status file, unreadable
+    generations: dict[str, int]  # mount point -> the generation its last install made
+    differences: int
+    entries: list[StatusEntryJson]
+
+
+class StatusReportJson(TypedDict):
+    ok: bool  # every host reached, and nothing differs
+    rules: str
+    hosts: list[StatusHostJson]

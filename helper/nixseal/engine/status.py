@@ -1,0 +1,66 @@
+"""The status file, <mountPoint>/status.json: what `nixseal status` reads.
+
+Written at the end of every install (after the links, whose failures are
+the run's last word), by rename, root's and 0600 like the records, and
+never read at boot: the install pays one small write for it. It says, per
+entry of the manifest and per entry the run removed, the state the entry
+ended the run in (installed, changed, unchanged, failed, removed) and the
+SHA-256 of the age file its value now in place came from: a failed entry
+keeps an older value (or has none: null), a removed one names the file of
+the value it had. Never a value, and never a digest of one: a short value
+could be guessed from its hash. An admin compares the sources with the
+files of the repository (`nixseal status`, over ssh, with `cat`): the file
+is plain JSON so that reading it needs nothing of nixseal on the host.
+"""
+
+from __future__ import annotations
+
+from nixseal.engine.record import json_len
+from nixseal.util import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from nixseal.models.install import EntryState
+
+VERSION = 1
+NAME = "status.json"
+
+
+def document(
+    generation: int,
+    mount_point: str,
+    states: Mapping[EntryState, list[str]],
+    installed: Mapping[str, str | None],
+    previous: Mapping[str, str | None],
+) -> bytes:
+    """The status of a run: states by entry key; installed and previous map
+    entry keys to the source of their value in the new and in the previous
+    generation."""
+    entries = {}
+    for state, keys in states.items():
+        for key in keys:
+            source = previous.get(key) if state == "removed" else installed.get(key)
+            entries[key] = {"state": state, "source": source or None}
+    doc = {
+        "version": VERSION,
+        "generation": generation,
+        "mountPoint": mount_point,
+        "entries": dict(sorted(entries.items())),
+    }
+    return fastjson.dumps(doc, separators=(",", ":")).encode()
+
+
+def size_bound(keys: Iterable[str], mount_point: str) -> int:
+    """The most bytes the status of entries keys (the manifest's and the
+    previous record's) can take, counted as record.size_bound counts."""
+    return _HEADER_BYTES + json_len(mount_point) + sum(json_len(k) + _ENTRY_BYTES for k in keys)
+
+
+_HEADER_BYTES = len(document(10**19, "", {}, {}, {}))
+_ENTRY_BYTES = (
+    len(document(0, "", {"unchanged": [""]}, {"": "0" * 64}, {}))
+    - len(document(0, "", {}, {}, {}))
+    + 1
+)
