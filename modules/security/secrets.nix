@@ -39,6 +39,7 @@ in
     ./templates.nix
     ./ownership.nix
     (lib.modules.importApply ./rules.nix { inherit rules; })
+    (lib.modules.importApply ./public.nix { inherit rules; })
     ./activation.nix
     ./for-users.nix
     ./restarts.nix
