@@ -16,14 +16,17 @@ in
       options = {
         text = mkOption {
           type = types.str;
+          defaultText = literalMD "the text of `<rules dir>/<name>.pub`";
           description = "The output's text, without its final newline.";
         };
         file = mkOption {
           type = types.path;
+          defaultText = literalMD "`<rules dir>/<name>.pub`";
           description = "The `.pub` file holding it, in the rules directory.";
         };
         secret = mkOption {
           type = types.str;
+          defaultText = literalMD "the secret of the rules whose generator makes it";
           description = "The secret whose generator made it (`nixseal rotate` it to renew it).";
         };
       };

@@ -7,9 +7,9 @@ it is made from, decrypted for it alone, and ``inputs/<secret>.pub`` where
 that secret has a public half) and an empty ``out/`` where the script
 writes one file per declared output. Values typed at the prompts reach it
 on stdin, one line each in declared order: stdin is the script's alone,
-whereas the environment is inherited by every process it starts. Its
-stdout goes to nixseal's stderr, so that nixseal's own stdout stays the
-public halves it prints.
+whereas the environment is inherited by every process it starts. What it
+prints (stdout and stderr) is shown on nixseal's stderr when it exits, so
+that nixseal's own stdout stays the public halves it prints.
 
 Nothing is kept unless the script exits 0 having written exactly the
 declared outputs, each a regular file.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import termios
@@ -102,7 +103,7 @@ def run(
     """Each declared output of the script, by name; raises, keeping
     nothing, when the script fails or writes other files than declared."""
     script = script_path(rules, name, gen)
-    label = f"{name}: {gen.command}"
+    label = str(gen.command)  # rotate names the secret
     with cleanup_on_signals(), private_dir("gen") as d:
         (d / "inputs").mkdir(mode=0o700)
         out = d / "out"
@@ -122,10 +123,19 @@ def run(
         stdin = "".join(f"{answers[p]}\n" for p in gen.prompts).encode()
         try:
             proc = subprocess.run(
-                [str(script)], cwd=d, env=env, input=stdin, stdout=sys.stderr.fileno(), check=False
+                [str(script)],
+                cwd=d,
+                env=env,
+                input=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                check=False,
             )
         except OSError as err:
             raise NixsealError(f"{label}: cannot run: {err.strerror}") from err
+        if proc.stdout:
+            sys.stderr.write(proc.stdout.decode(errors="replace"))
+            sys.stderr.flush()
         if proc.returncode < 0:
             try:
                 sig = signal.Signals(-proc.returncode).name
@@ -155,12 +165,17 @@ def _collect(label: str, out: Path, gen: Generator) -> dict[str, bytes]:
         )
     values: dict[str, bytes] = {}
     for o in gen.outputs:
+        if not stat.S_ISREG((out / o).lstat().st_mode):
+            raise NixsealError(
+                f"{label}: output {o!r} is not a regular file; nothing written, "
+                "the old value is kept"
+            )
         try:
             values[o] = read_regular(out / o, AGE_FILE_LIMIT)
         except OSError as err:
             raise NixsealError(
-                f"{label}: output {o!r} is not a regular file it can read ({err.strerror}); "
-                "nothing written, the old value is kept"
+                f"{label}: cannot read output {o!r}: {err.strerror}; nothing written, "
+                "the old value is kept"
             ) from err
         if o in gen.public:
             try:
