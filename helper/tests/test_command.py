@@ -117,7 +117,10 @@ def test_public_halves_of_inputs_are_given_too(repo: Repo) -> None:
 @pytest.mark.parametrize(
     ("action", "message"),
     [
-        ("fail", "wg/web1: gen/wg.sh: exited with status 3; nothing written, the old value is kept"),
+        (
+            "fail",
+            "wg/web1: gen/wg.sh: exited with status 3; nothing written, the old value is kept",
+        ),
         ("extra", "gen/wg.sh: wrote undeclared output 'stray' (outputs are private, conf, public)"),
         ("missing", "gen/wg.sh: did not write output 'conf'; nothing written"),
         ("kill", "gen/wg.sh: killed by SIGKILL; nothing written, the old value is kept"),
@@ -139,9 +142,7 @@ def test_a_failing_command_changes_nothing(
     assert list(shm_dir.iterdir()) == []
 
 
-def test_script_must_be_executable_and_inside_the_repository(
-    repo: Repo, tmp_path: Path
-) -> None:
+def test_script_must_be_executable_and_inside_the_repository(repo: Repo, tmp_path: Path) -> None:
     script = repo.secrets / "gen/wg.sh"
     script.chmod(0o644)
     r = repo.run("rotate", "wg/web1")
@@ -218,7 +219,10 @@ def test_prompts_are_asked_on_the_terminal_without_echo(repo: Repo) -> None:
         os.execvpe(argv[0], argv, dict(os.environ))
     seen = b""
     try:
-        for question, answer in ((b"vault: note: ", b"first key"), (b"vault: passphrase: ", b"s3cret typed")):
+        for question, answer in (
+            (b"vault: note: ", b"first key"),
+            (b"vault: passphrase: ", b"s3cret typed"),
+        ):
             deadline = time.monotonic() + 20
             while question not in seen:
                 assert time.monotonic() < deadline, seen

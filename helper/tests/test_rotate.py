@@ -311,7 +311,10 @@ def test_built_in_kinds_through_rotate(chain: Repo) -> None:
     r = chain.run("rotate", "--with-dependents", "pki/ca", "web/admin", "wg/web1")
     assert r.code == 0, r.err
     wg_public = (chain.secrets / "wg/web1.pub").read_text()
-    assert wg_public == generators.wireguard_public_key(chain.decrypt("wg/web1").decode().strip()) + "\n"
+    assert (
+        wg_public
+        == generators.wireguard_public_key(chain.decrypt("wg/web1").decode().strip()) + "\n"
+    )
     # Key pairs print their public half, a certificate where it went.
     out = r.out.decode()
     assert f"wg/web1: {wg_public}" in out
@@ -345,7 +348,11 @@ def test_with_dependents_rotates_the_chain_inputs_first(chain: Repo) -> None:
     assert chain.run("rotate", "pki/ca", "web/admin").code == 0
     r = chain.run("-v", "rotate", "--with-dependents", "web/admin", "pki/ca")
     assert r.code == 0, r.err
-    order = [line.split("secret=")[1].split()[0] for line in r.err.splitlines() if "rotated secret=" in line]
+    order = [
+        line.split("secret=")[1].split()[0]
+        for line in r.err.splitlines()
+        if "rotated secret=" in line
+    ]
     assert order == ["web/admin", "pki/ca", "web/htpasswd", "pki/web1"]
 
 

@@ -157,25 +157,30 @@ def test_malformed_toml_names_line_and_column(tmp_path: Path) -> None:
             "[secrets.\"a\"] generator.inputs: unknown secret 'nope'",
         ),
         (
-            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["v", "x"] }\n'
-            '[secrets."a.x"]',
+            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["v", "x"] }\n[secrets."a.x"]',
             "generator.outputs: output 'x' would be secret 'a.x', which the rules already have",
         ),
         (
             '[secrets.pw]\n[secrets.a]\ngenerator = { kind = "htpasswd", password = "pw" }',
             "generator.user: must be a user name without ':'",
         ),
-        ('[secrets.a]\ngenerator = { kind = "htpasswd", user = "u" }', "generator.password: missing"),
+        (
+            '[secrets.a]\ngenerator = { kind = "htpasswd", user = "u" }',
+            "generator.password: missing",
+        ),
         (
             '[secrets.ca]\n[secrets.a]\ngenerator = { kind = "cert", ca = "ca", names = ["x.org"] }',
-            "[secrets.\"a\"] generator.ca: 'ca' has no generator = { kind = \"ca\" }",
+            '[secrets."a"] generator.ca: \'ca\' has no generator = { kind = "ca" }',
         ),
         (
             '[secrets.ca]\ngenerator = "ca"\n[secrets.a]\n'
             'generator = { kind = "cert", ca = "ca", names = ["bad name"] }',
             "generator.names: must be a list of DNS names",
         ),
-        ('[secrets.a]\ngenerator = { kind = "ca", days = 0 }', "generator.days: must be an integer"),
+        (
+            '[secrets.a]\ngenerator = { kind = "ca", days = 0 }',
+            "generator.days: must be an integer",
+        ),
         (
             '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["v"], inputs = ["b"] }\n'
             '[secrets.b]\ngenerator = { command = "g.sh", outputs = ["v", "w"], inputs = ["a"] }',

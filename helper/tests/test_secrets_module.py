@@ -1335,7 +1335,6 @@ def test_public_of_reads_a_rules_directory(tmp_path: Path) -> None:
     assert key == "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
     with pytest.raises(NixEvalError) as err:
         evaluate(f'{public}.publicOf {nix_string(tmp_path)} "hidden"')
-    assert (
-        f'nixseal.lib.publicOf: {tmp_path}/secrets.toml has no public output "hidden"'
-        in str(err.value)
+    assert f'nixseal.lib.publicOf: {tmp_path}/secrets.toml has no public output "hidden"' in str(
+        err.value
     )
