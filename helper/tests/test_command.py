@@ -55,13 +55,7 @@ def shm_dir() -> Iterator[Path]:
 @pytest.fixture
 def repo(tmp_path: Path, shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     r = make_repo(tmp_path)
-    r.write_rules({"wg/psk": ["web1"], "wg/web1": ["web1"]})
-    text = r.rules.read_text().replace(
-        '[secrets."wg/web1"]\n',
-        '[secrets."wg/web1"]\ngenerator = { command = "gen/wg.sh", inputs = ["wg/psk"], '
-        'outputs = ["private", "conf", "public"], public = ["public"] }\n',
-    )
-    r.rules.write_text(text)
+    command_rules(r, ["web1"])
     script = r.secrets / "gen/wg.sh"
     script.parent.mkdir()
     script.write_text(SCRIPT)
@@ -70,6 +64,16 @@ def repo(tmp_path: Path, shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Repo
     monkeypatch.setenv("NIXSEAL_TMPDIR", str(shm_dir))
     r.encrypt("wg/psk", b"PSKVALUE")
     return r
+
+
+def command_rules(r: Repo, hosts: list[str]) -> None:
+    r.write_rules({"wg/psk": ["web1"], "wg/web1": hosts})
+    text = r.rules.read_text().replace(
+        '[secrets."wg/web1"]\n',
+        '[secrets."wg/web1"]\ngenerator = { command = "gen/wg.sh", inputs = ["wg/psk"], '
+        'outputs = ["private", "conf", "public"], public = ["public"] }\n',
+    )
+    r.rules.write_text(text)
 
 
 def gen_log(tmp_path: Path) -> dict[str, str]:
@@ -265,3 +269,17 @@ def test_prompts_need_a_terminal(repo: Repo) -> None:
         in proc.stderr
     )
     assert not repo.age_file("vault").exists()
+
+
+def test_further_outputs_are_checked_and_rekeyed_like_any_secret(repo: Repo) -> None:
+    assert repo.run("rotate", "wg/web1").code == 0
+    command_rules(repo, ["web1", "web2"])
+    r = repo.run("check")
+    assert r.code == 1
+    assert b"wg/web1.conf" in r.out and b"web2" in r.out
+    r = repo.run("rekey")
+    assert r.code == 0, r.err
+    assert repo.run("check").code == 0
+    audit = json.loads(repo.run("audit", "--json", "wg/web1.conf").out)["secrets"][0]
+    assert [x["name"] for x in audit["readers"] if x["kind"] == "host"] == ["web1", "web2"]
+    assert audit["derived_from"] == ["wg/psk"]
