@@ -43,6 +43,11 @@
 
       overlays.default = final: _prev: { nixseal = packageFor final; };
 
+      # Generators' public outputs (`<name>.pub`) for any Nix code, with no
+      # key: `nixseal.lib.publicOf ./secrets "wg/web1"` is web1's WireGuard
+      # public key. Not secret; the module's config.nixseal.public is the same.
+      lib = { inherit (import ./modules/lib/public.nix { inherit lib; }) publicOf; };
+
       packages = forAllSystems (pkgs: rec {
         nixseal = packageFor pkgs;
         default = nixseal;

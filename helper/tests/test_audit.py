@@ -157,3 +157,27 @@ def test_nixseal_reencrypting_keeps_the_recorded_rotation(repo: Repo) -> None:
     db = {s["name"]: s for s in json.loads(repo.run("audit", "--json").out)["secrets"]}["db"]
     assert db["age_basis"] == "recorded" and db["rotated"].startswith("2020-01-01")
     assert db["overdue"] is True
+
+
+def test_values_made_from_a_rotated_input_are_findings(tmp_path: Path) -> None:
+    r = make_repo(tmp_path / "chain")
+    r.write_rules({"pki/ca": [], "pki/web1": ["web1"]})
+    text = r.rules.read_text()
+    text = text.replace('[secrets."pki/ca"]\n', '[secrets."pki/ca"]\ngenerator = "ca"\n')
+    text = text.replace(
+        '[secrets."pki/web1"]\n',
+        '[secrets."pki/web1"]\ngenerator = { kind = "cert", ca = "pki/ca", names = ["web1.example"] }\n',
+    )
+    r.rules.write_text(text)
+    assert r.run("rotate", "--with-dependents", "pki/ca").code == 0
+    doc = json.loads(r.run("audit", "--json").out)
+    leaf = next(e for e in doc["secrets"] if e["name"] == "pki/web1")
+    assert (leaf["derived_from"], leaf["inputs_rotated"], leaf["findings"]) == (["pki/ca"], [], [])
+    assert r.run("rotate", "pki/ca").code == 0
+    doc = json.loads(r.run("audit", "--json").out)
+    leaf = next(e for e in doc["secrets"] if e["name"] == "pki/web1")
+    assert leaf["inputs_rotated"] == ["pki/ca"]
+    finding = "made from pki/ca, rotated since: rotate it with `nixseal rotate pki/web1`"
+    assert leaf["findings"] == [finding]
+    table = r.run("audit").out.decode()
+    assert finding in table and "1 finding(s) in 2 secrets" in table

@@ -61,6 +61,7 @@ SUMMARIES = {
     "nixosModules": "ms: builtins.mapAttrs (_: m: builtins.isFunction m) ms",
     "homeManagerModules": "ms: builtins.mapAttrs (_: m: builtins.isFunction m) ms",
     "overlays": "os: builtins.mapAttrs (_: o: builtins.isFunction o) os",
+    "lib": "l: builtins.mapAttrs (_: builtins.isFunction) l",
     "packages": """ps: builtins.mapAttrs (_: builtins.mapAttrs (_: p: {
         inherit (p) type name drvPath; inherit (p.meta) mainProgram;
         deps = p.dependencyNames;
@@ -142,6 +143,7 @@ def test_public_outputs(outputs: dict[str, Any]) -> None:
     assert outputs["nixosModules"] == {"nixseal": True, "default": True}
     assert outputs["homeManagerModules"] == {"nixseal": True, "default": True}
     assert outputs["overlays"] == {"default": True}
+    assert outputs["lib"] == {"publicOf": True}
     assert sorted(outputs["packages"]) == sorted(SYSTEMS)
     for system, packages in outputs["packages"].items():
         assert sorted(packages) == ["default", "nixseal"]

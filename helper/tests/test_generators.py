@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -118,3 +119,111 @@ def test_hex_value_is_hex() -> None:
     except binascii.Error:  # pragma: no cover - the assertion below explains
         pytest.fail(f"not hex: {value!r}")
     assert value == value.lower()
+
+
+# --- WireGuard -------------------------------------------------------------
+
+# RFC 7748, section 6.1: Alice's and Bob's X25519 private and public keys.
+RFC7748 = [
+    (
+        "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a",
+    ),
+    (
+        "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+        "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f",
+    ),
+]
+
+
+@pytest.mark.parametrize(("private", "public"), RFC7748, ids=["alice", "bob"])
+def test_wireguard_public_key_matches_rfc7748(private: str, public: str) -> None:
+    b64 = base64.b64encode(bytes.fromhex(private)).decode()
+    assert generators.wireguard_public_key(b64) == base64.b64encode(bytes.fromhex(public)).decode()
+
+
+def test_wireguard_keys_are_clamped_and_printed_as_wg_does() -> None:
+    seen = set()
+    for _ in range(20):
+        new = generators.generate(Generator(GeneratorKind.WIREGUARD))
+        assert new.value.endswith(b"\n") and new.value.count(b"\n") == 1  # as `wg genkey`
+        raw = base64.b64decode(new.value.strip(), validate=True)
+        assert len(raw) == 32
+        assert raw[0] & 7 == 0 and raw[31] & 0x80 == 0 and raw[31] & 0x40
+        assert new.public == generators.wireguard_public_key(new.value.decode().strip())
+        assert len(base64.b64decode(new.public, validate=True)) == 32
+        seen.add(new.value)
+    assert len(seen) == 20
+
+
+@pytest.mark.skipif(shutil.which("wg") is None, reason="needs wg (wireguard-tools)")
+def test_wireguard_public_key_is_what_wg_pubkey_prints() -> None:
+    new = generators.generate(Generator(GeneratorKind.WIREGUARD))
+    wg = subprocess.run(["wg", "pubkey"], input=new.value, capture_output=True, check=True)
+    assert wg.stdout.decode().strip() == new.public
+
+
+# --- htpasswd --------------------------------------------------------------
+
+
+def test_htpasswd_line_verifies_with_bcrypt() -> None:
+    import bcrypt
+
+    gen = Generator(GeneratorKind.HTPASSWD, inputs=("web/admin",), user="admin")
+    new = generators.generate(gen, inputs={"web/admin": b"correct horse\n"})
+    user, _, hashed = new.value.decode().rstrip("\n").partition(":")
+    assert user == "admin" and hashed.startswith("$2b$12$")
+    assert bcrypt.checkpw(b"correct horse", hashed.encode())  # the newline is not hashed
+    assert not bcrypt.checkpw(b"wrong", hashed.encode())
+    assert new.public is None  # secret unless declared public
+    public = generators.generate(gen._replace(public=("hash",)), inputs={"web/admin": b"pw"})
+    assert public.public == public.value.decode().rstrip("\n")
+
+
+def test_htpasswd_refuses_what_bcrypt_would_cut() -> None:
+    gen = Generator(GeneratorKind.HTPASSWD, inputs=("pw",), user="admin")
+    with pytest.raises(NixsealError, match="is 73 bytes long; bcrypt uses at most 72"):
+        generators.generate(gen, inputs={"pw": b"x" * 73})
+
+
+# --- a CA and its certificates ---------------------------------------------
+
+
+def test_ca_and_cert_verify_with_cryptography() -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca = generators.generate(Generator(GeneratorKind.CA), comment="pki/ca")
+    assert ca.public is not None
+    ca_cert = x509.load_pem_x509_certificate(ca.public.encode())
+    ca_key = serialization.load_pem_private_key(ca.value, password=None)
+    assert ca_cert.public_key() == ca_key.public_key()
+    assert ca_cert.subject == ca_cert.issuer
+    assert ca_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "pki/ca"
+    assert ca_cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    ca_cert.verify_directly_issued_by(ca_cert)
+
+    gen = Generator(
+        GeneratorKind.CERT, inputs=("pki/ca",), names=("web1.example", "*.web1.example"), days=30
+    )
+    cert = generators.generate(
+        gen, inputs={"pki/ca": ca.value}, public_inputs={"pki/ca": ca.public.encode()}
+    )
+    assert cert.public is not None
+    leaf = x509.load_pem_x509_certificate(cert.public.encode())
+    leaf_key = serialization.load_pem_private_key(cert.value, password=None)
+    assert isinstance(leaf_key, ec.EllipticCurvePrivateKey)
+    assert leaf.public_key() == leaf_key.public_key()
+    assert leaf.issuer == ca_cert.subject
+    leaf.verify_directly_issued_by(ca_cert)  # the signature is the CA's
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["web1.example", "*.web1.example"]
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days == 30
+    # Another CA's certificate does not vouch for it.
+    other = generators.generate(Generator(GeneratorKind.CA), comment="other")
+    assert other.public is not None
+    with pytest.raises(ValueError, match=r"[Ii]ssuer"):
+        leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(other.public.encode()))

@@ -283,3 +283,103 @@ def test_unwritable_public_half_is_reported_not_a_traceback(repo: Repo) -> None:
     )
     assert "rotated 1 of 2 secrets, 1 failed" in r.err
     assert repo.decrypt("db")  # the other secret was rotated
+
+
+# --- values made from others ------------------------------------------------
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Repo:
+    r = make_repo(tmp_path)
+    write_rules(
+        r,
+        {
+            "pki/ca": 'generator = { kind = "ca", days = 90 }',
+            "pki/web1": 'generator = { kind = "cert", ca = "pki/ca", names = ["web1.example"] }',
+            "web/admin": 'generator = "password"',
+            "web/htpasswd": 'generator = { kind = "htpasswd", password = "web/admin", user = "admin" }',
+            "wg/web1": 'generator = "wireguard"',
+        },
+    )
+    return r
+
+
+def test_built_in_kinds_through_rotate(chain: Repo) -> None:
+    import bcrypt
+    from cryptography import x509
+
+    r = chain.run("rotate", "--with-dependents", "pki/ca", "web/admin", "wg/web1")
+    assert r.code == 0, r.err
+    wg_public = (chain.secrets / "wg/web1.pub").read_text()
+    assert (
+        wg_public
+        == generators.wireguard_public_key(chain.decrypt("wg/web1").decode().strip()) + "\n"
+    )
+    # Key pairs print their public half, a certificate where it went.
+    out = r.out.decode()
+    assert f"wg/web1: {wg_public}" in out
+    assert "pki/ca: secrets/pki/ca.pub\n" in out and "pki/web1: secrets/pki/web1.pub\n" in out
+    ca = x509.load_pem_x509_certificate((chain.secrets / "pki/ca.pub").read_bytes())
+    leaf = x509.load_pem_x509_certificate((chain.secrets / "pki/web1.pub").read_bytes())
+    leaf.verify_directly_issued_by(ca)
+    user, _, hashed = chain.decrypt("web/htpasswd").decode().strip().partition(":")
+    assert user == "admin" and bcrypt.checkpw(chain.decrypt("web/admin"), hashed.encode())
+    assert not (chain.secrets / "web/htpasswd.pub").exists()  # secret unless public = true
+
+
+def test_rotating_an_input_makes_its_dependents_due(chain: Repo) -> None:
+    assert chain.run("rotate", "--with-dependents", "pki/ca", "web/admin").code == 0
+    assert chain.run("rotate", "--due").out == b""
+    assert "rotated 0 of 0 secrets" in chain.run("rotate", "--due").err
+    first_leaf = chain.decrypt("pki/web1")
+    assert chain.run("rotate", "pki/ca").code == 0
+    r = chain.run("rotate", "--due")
+    assert r.code == 0, r.err
+    assert (
+        "rotated secret=pki/web1 file=secrets/pki/web1.age "
+        "reason='made from pki/ca, rotated since'" in r.err
+    )
+    assert "rotated 1 of 1 secrets" in r.err
+    assert chain.decrypt("pki/web1") != first_leaf
+    assert "rotated 0 of 0 secrets" in chain.run("rotate", "--due").err
+
+
+def test_with_dependents_rotates_the_chain_inputs_first(chain: Repo) -> None:
+    assert chain.run("rotate", "pki/ca", "web/admin").code == 0
+    r = chain.run("-v", "rotate", "--with-dependents", "web/admin", "pki/ca")
+    assert r.code == 0, r.err
+    order = [
+        line.split("secret=")[1].split()[0]
+        for line in r.err.splitlines()
+        if "rotated secret=" in line
+    ]
+    assert order == ["web/admin", "pki/ca", "web/htpasswd", "pki/web1"]
+
+
+def test_a_failed_input_stops_its_dependents(chain: Repo) -> None:
+    assert chain.run("rotate", "pki/ca").code == 0
+    (chain.secrets / "pki/ca.pub").unlink()
+    r = chain.run("rotate", "pki/web1")
+    assert r.code == 1
+    assert "pki/web1: pki/ca.pub, the CA's certificate, is missing; rotate pki/ca" in r.err
+    # The CA's own rotation fails: what is made from it is not tried.
+    (chain.secrets / "pki/ca.pub").mkdir()
+    r = chain.run("rotate", "--with-dependents", "pki/ca")
+    assert r.code == 1
+    assert "not tried, as a secret they are made from failed: pki/web1" in r.err
+    assert not chain.age_file("pki/web1").exists()
+
+
+def test_a_further_output_is_rotated_by_its_generator(tmp_path: Path) -> None:
+    r = make_repo(tmp_path)
+    write_rules(
+        r,
+        {"pair": 'generator = { command = "g.sh", outputs = ["key", "extra"] }'},
+    )
+    script = r.secrets / "g.sh"
+    script.write_text("#!/bin/sh\necho k > out/key\necho e > out/extra\n")
+    script.chmod(0o755)
+    res = r.run("rotate", "pair.extra")
+    assert res.code == 0, res.err
+    assert "rotated secret=pair file=secrets/pair.age" in res.err
+    assert (r.decrypt("pair"), r.decrypt("pair.extra")) == (b"k\n", b"e\n")

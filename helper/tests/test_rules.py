@@ -126,6 +126,70 @@ def test_malformed_toml_names_line_and_column(tmp_path: Path) -> None:
         ('[secrets.a]\nrotate_after = "soon"', "rotate_after: bad duration 'soon'"),
         ('[secrets.a]\narmor = "yes"', "armor: must be true or false"),
         ("version = 2", "only version 1 is known"),
+        (
+            '[secrets.a]\ngenerator = { kind = "hex", command = "x" }',
+            "generator.command: unknown key for a hex generator (kind, length)",
+        ),
+        (
+            '[secrets.a]\ngenerator = { command = "../gen.sh", outputs = ["v"] }',
+            "generator.command: '../gen.sh' must be a path relative to the rules file's "
+            "directory, without '..'",
+        ),
+        (
+            '[secrets.a]\ngenerator = { command = "/bin/gen", outputs = ["v"] }',
+            "generator.command: '/bin/gen' must be a path relative",
+        ),
+        ('[secrets.a]\ngenerator = { command = "g.sh" }', "generator.outputs: missing"),
+        (
+            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["v", "p"], public = ["q"] }',
+            "generator.public: 'q' is not one of outputs",
+        ),
+        (
+            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["p"], public = ["p"] }',
+            "generator.outputs: needs a secret output (one not in public)",
+        ),
+        (
+            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["a b"] }',
+            "generator.outputs: bad name 'a b'",
+        ),
+        (
+            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["v"], inputs = ["nope"] }',
+            "[secrets.\"a\"] generator.inputs: unknown secret 'nope'",
+        ),
+        (
+            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["v", "x"] }\n[secrets."a.x"]',
+            "generator.outputs: output 'x' would be secret 'a.x', which the rules already have",
+        ),
+        (
+            '[secrets.pw]\n[secrets.a]\ngenerator = { kind = "htpasswd", password = "pw" }',
+            "generator.user: must be a user name without ':'",
+        ),
+        (
+            '[secrets.a]\ngenerator = { kind = "htpasswd", user = "u" }',
+            "generator.password: missing",
+        ),
+        (
+            '[secrets.ca]\n[secrets.a]\ngenerator = { kind = "cert", ca = "ca", names = ["x.org"] }',
+            '[secrets."a"] generator.ca: \'ca\' has no generator = { kind = "ca" }',
+        ),
+        (
+            '[secrets.ca]\ngenerator = "ca"\n[secrets.a]\n'
+            'generator = { kind = "cert", ca = "ca", names = ["bad name"] }',
+            "generator.names: must be a list of DNS names",
+        ),
+        (
+            '[secrets.a]\ngenerator = { kind = "ca", days = 0 }',
+            "generator.days: must be an integer",
+        ),
+        (
+            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["v"], inputs = ["b"] }\n'
+            '[secrets.b]\ngenerator = { command = "g.sh", outputs = ["v", "w"], inputs = ["a"] }',
+            '[secrets."a"] generator: made from itself: a -> b -> a',
+        ),
+        (
+            '[secrets.a]\ngenerator = { command = "g.sh", outputs = ["v"], inputs = ["a"] }',
+            '[secrets."a"] generator: made from itself: a -> a',
+        ),
     ],
 )
 def test_bad_rules_name_file_table_and_key(tmp_path: Path, snippet: str, expected: str) -> None:
@@ -333,3 +397,74 @@ def test_a_mistyped_name_gets_the_nearest_names(tmp_path: Path) -> None:
     r = repo.run("check")
     assert r.code == 1
     assert "[secrets.\"typo\"] hosts: unknown host 'web01'; did you mean 'web1'?" in r.err
+
+
+def test_generator_outputs_and_dependencies(tmp_path: Path) -> None:
+    text = f"""
+    [admins]
+    alice = "{AGE1}"
+    [hosts.web1]
+    key = "{SSH1}"
+    [secrets."wg/psk"]
+    generator = "base64"
+    [secrets."wg/web1"]
+    hosts = ["web1"]
+    generator = {{ command = "gen/wg.sh", inputs = ["wg/psk"], prompts = ["note"], outputs = ["private", "conf", "public", "peer"], public = ["public", "peer"] }}
+    [secrets."pki/ca"]
+    generator = {{ kind = "ca" }}
+    [secrets."pki/web1"]
+    generator = {{ kind = "cert", ca = "pki/ca", names = ["web1.example", "web1.example"] }}
+    [secrets."web/admin"]
+    generator = "password"
+    [secrets."web/htpasswd"]
+    generator = {{ kind = "htpasswd", password = "web/admin", user = "admin", public = true }}
+    [secrets.tunnel]
+    generator = "wireguard"
+    """
+    rules = parse_rules(text.replace("\n    ", "\n"), tmp_path / "secrets.toml")
+    gen = rules.secret("wg/web1").generator
+    assert gen == Generator(
+        GeneratorKind.COMMAND,
+        inputs=("wg/psk",),
+        command="gen/wg.sh",
+        prompts=("note",),
+        outputs=("private", "conf", "public", "peer"),
+        public=("public", "peer"),
+    )
+    # The first secret output is the secret; the others secrets of their own
+    # with the same readers, given their value by the secret's generator.
+    assert rules.outputs_of("wg/web1") == (
+        {"private": "wg/web1", "conf": "wg/web1.conf"},
+        {"public": "wg/web1", "peer": "wg/web1.peer"},
+    )
+    conf = rules.secret("wg/web1.conf")
+    assert (conf.hosts, conf.part_of, conf.output) == (("web1",), "wg/web1", "conf")
+    assert rules.file_for("wg/web1.conf") == tmp_path / "wg/web1.conf.age"
+    assert rules.public_names() == [
+        "pki/ca", "pki/web1", "tunnel", "web/htpasswd", "wg/web1", "wg/web1.peer",
+    ]  # fmt: skip
+    assert rules.secret("pki/web1").generator.names == ("web1.example",)  # type: ignore[union-attr]
+    assert rules.derived_from("wg/web1.conf") == ("wg/psk",)
+    assert rules.dependents("pki/ca") == ["pki/web1"]
+    assert rules.dependents("web/admin") == ["web/htpasswd"]
+    assert rules.in_order(["pki/web1", "wg/web1", "pki/ca", "wg/psk"]) == [
+        "pki/ca", "pki/web1", "wg/psk", "wg/web1",
+    ]  # fmt: skip
+
+
+def test_dependents_come_in_dependency_order(tmp_path: Path) -> None:
+    text = f"""
+[admins]
+alice = "{AGE1}"
+[secrets.root]
+generator = "hex"
+[secrets.c]
+generator = {{ command = "g.sh", outputs = ["v"], inputs = ["b", "root"] }}
+[secrets.b]
+generator = {{ command = "g.sh", outputs = ["v", "extra"], inputs = ["root"] }}
+[secrets.d]
+generator = {{ command = "g.sh", outputs = ["v"], inputs = ["b.extra"] }}
+"""
+    rules = parse_rules(text, tmp_path / "secrets.toml")
+    assert rules.dependents("root") == ["b", "c", "d"]
+    assert rules.dependents("b.extra") == ["c", "d"]

@@ -1457,3 +1457,86 @@ def test_script_mode_seals_only_with_var_lib_systemd_mounted_in_the_initrd() -> 
     early = mod('fileSystems."/var/lib/systemd".neededForBoot = true;')
     assert failed(sealed, late, early) == []
     assert failed(sealed, mod('nixseal.activation = "script";')) == []
+
+
+# --- public outputs of generators ---------------------------------------------------
+
+
+def write_generator_rules(directory: Path) -> Path:
+    rules = write_rules(directory)
+    rules.write_text(
+        rules.read_text()
+        + textwrap.dedent(
+            """\
+            [secrets."wg/web2"]
+            hosts = ["web2"]
+            generator = "wireguard"
+            [secrets."web/htpasswd"]
+            generator = { kind = "htpasswd", password = "db", user = "admin", public = true }
+            [secrets.pair]
+            hosts = ["web1"]
+            generator = { command = "gen.sh", outputs = ["key", "conf", "pub", "peer"], public = ["pub", "peer"] }
+            [secrets.hidden]
+            generator = "password"
+            """
+        )
+    )
+    (directory / "wg").mkdir()
+    (directory / "wg/web2.pub").write_text("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=\n")
+    (directory / "pair.pub").write_text("line one\nline two\n")
+    return rules
+
+
+def test_public_outputs_are_read_from_the_rules_directory(tmp_path: Path) -> None:
+    rules = write_generator_rules(tmp_path)
+    r = host_many(
+        mod(f"nixseal.rules = {nix_string(rules)};"),
+        names="builtins.attrNames config.nixseal.public",
+        wg='config.nixseal.public."wg/web2"',
+        pair="config.nixseal.public.pair.text",
+        given="config.nixseal.rulesSecrets",
+    )
+    # Every host sees every public output: web1 reads web2's key.
+    assert r["names"] == ["pair", "pair.peer", "web/htpasswd", "wg/web2"]
+    assert r["wg"] == {
+        "text": "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=",
+        "file": str(tmp_path / "wg/web2.pub"),
+        "secret": "wg/web2",
+    }
+    assert r["pair"] == "line one\nline two"
+    # A further secret output is a secret of its own, with its maker's readers.
+    assert sorted(r["given"]) == ["db", "grafana/admin", "pair", "pair.conf"]
+
+
+def test_a_missing_public_output_fails_when_read_naming_the_fix(tmp_path: Path) -> None:
+    rules = write_generator_rules(tmp_path)
+    module = mod(f"nixseal.rules = {nix_string(rules)};")
+    assert host(module, select='config.nixseal.public ? "web/htpasswd"') is True
+    with pytest.raises(NixEvalError) as err:
+        host(module, select='config.nixseal.public."web/htpasswd".text')
+    assert (
+        f'nixseal: public output "web/htpasswd": {tmp_path}/web/htpasswd.pub is missing: '
+        "run `nixseal rotate web/htpasswd` and commit it"
+    ) in str(err.value)
+
+
+def test_public_outputs_are_read_only_and_empty_without_rules() -> None:
+    assert host(mod(""), select="config.nixseal.public") == {}
+    with pytest.raises(NixEvalError) as err:
+        host(
+            mod('nixseal.public.x = { text = "a"; file = ./.; secret = "x"; };'),
+            select="config.nixseal.public",
+        )
+    assert "nixseal.public" in str(err.value) and "read-only" in str(err.value)
+
+
+def test_public_of_reads_a_rules_directory(tmp_path: Path) -> None:
+    write_generator_rules(tmp_path)
+    public = f"(import {nix_string(REPO_ROOT / 'modules/lib/public.nix')} {{ inherit lib; }})"
+    key = evaluate(f'{public}.publicOf {nix_string(tmp_path)} "wg/web2"')
+    assert key == "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+    with pytest.raises(NixEvalError) as err:
+        evaluate(f'{public}.publicOf {nix_string(tmp_path)} "hidden"')
+    assert f'nixseal.lib.publicOf: {tmp_path}/secrets.toml has no public output "hidden"' in str(
+        err.value
+    )

@@ -5,9 +5,46 @@
 # message naming the secret, the host and the fix.
 { lib }:
 let
-  inherit (lib) hasPrefix removePrefix concatMap attrNames filterAttrs elem genAttrs optional;
+  inherit (lib) hasPrefix removePrefix concatMap attrNames filterAttrs elem genAttrs optional
+    filter imap0 listToAttrs nameValuePair;
 
   read = rulesPath: builtins.fromTOML (builtins.readFile rulesPath);
+
+  # Generator kinds whose value has a public half (`<name>.pub`).
+  keyPairKinds = [ "ssh-ed25519" "age" "wireguard" "ca" "cert" ];
+
+  # Where a generator's outputs go, as the CLI's Rules.outputs_of says:
+  # the names whose `.age` (secret) and `.pub` (public) files hold them.
+  # The first of each is the secret's own name, the others <name>.<output>.
+  outputsOf = name: secret:
+    let
+      given = secret.generator or null;
+      gen = if builtins.isString given then { kind = given; } else given;
+      kind = gen.kind or (if gen ? command then "command" else null);
+      named = imap0 (i: o: if i == 0 then name else "${name}.${o}");
+    in
+    if gen == null then
+      { secret = [ ]; public = [ ]; }
+    else if kind == "command" then
+      {
+        secret = named (filter (o: !elem o (gen.public or [ ])) (gen.outputs or [ ]));
+        public = named (gen.public or [ ]);
+      }
+    else
+      {
+        secret = [ name ];
+        public = if kind == "htpasswd" then (if gen.public or false then [ name ] else [ ])
+          else if elem kind keyPairKinds then [ name ] else [ ];
+      };
+
+  # The rules' secrets and the further secret outputs of their generators,
+  # which have the readers of the secret whose generator makes them.
+  secretsOf = rules:
+    let
+      secrets = rules.secrets or { };
+      further = name: lib.drop 1 (outputsOf name secrets.${name}).secret;
+    in
+    secrets // listToAttrs (concatMap (name: map (o: nameValuePair o secrets.${name}) (further name)) (attrNames secrets));
 
   # "@web" stands for the hosts of [groups] web; a group may name other
   # groups, as the CLI allows (it rejects cycles; `seen` stops them here too).
@@ -29,11 +66,11 @@ let
     concatMap (expand [ ]) entries;
 
   # One pass over all secrets: the names whose recipients include `who`.
-  namesFor = recipients: rules: who:
-    attrNames (filterAttrs (name: s: elem who (recipients name s)) (rules.secrets or { }));
+  namesFor = recipients: all: who:
+    attrNames (filterAttrs (name: s: elem who (recipients name s)) all);
 in
 {
-  inherit read;
+  inherit read outputsOf;
 
   # The rules as a module's nixseal.rules gives them: null without a file.
   of = rulesPath: if rulesPath == null then null else read rulesPath;
@@ -58,26 +95,28 @@ in
   # Everything a NixOS host needs to know from the rules.
   forHost = rules: host:
     let
-      names = namesFor (name: s: expandHosts rules name (s.hosts or [ ])) rules host;
+      all = secretsOf rules;
+      names = namesFor (name: s: expandHosts rules name (s.hosts or [ ])) all host;
       key = rules.hosts.${host}.key or null;
     in
     {
       inherit names key;
       known = rules ? hosts && rules.hosts ? ${host};
       given = genAttrs names (_: true);
-      inRules = name: rules ? secrets && rules.secrets ? ${name};
+      inRules = name: all ? ${name};
       sshKey = if key != null && hasPrefix "ssh-" key then key else null;
     };
 
   # Everything a home-manager user needs to know from the rules.
   forUser = rules: user:
     let
-      names = namesFor (_: s: s.users or [ ]) rules user;
+      all = secretsOf rules;
+      names = namesFor (_: s: s.users or [ ]) all user;
     in
     {
       inherit names;
       known = rules ? users && rules.users ? ${user};
       given = genAttrs names (_: true);
-      inRules = name: rules ? secrets && rules.secrets ? ${name};
+      inRules = name: all ? ${name};
     };
 }

@@ -41,6 +41,7 @@ in
     ./ownership.nix
     ./credentials.nix
     (lib.modules.importApply ./rules.nix { inherit rules; })
+    (lib.modules.importApply ./public.nix { inherit rules; })
     ./activation.nix
     ./for-users.nix
     ./restarts.nix

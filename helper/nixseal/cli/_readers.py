@@ -170,7 +170,7 @@ def _advise_rotation(rules: Rules, change: ReadersChange) -> None:
 
 def _renewable(rules: Rules, name: str) -> bool:
     rule = rules.secrets[name]
-    return rule.generator is not None or rule.source is not None
+    return rule.generator is not None or rule.source is not None or rule.part_of is not None
 
 
 def _names(names: list[str]) -> str:

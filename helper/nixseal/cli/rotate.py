@@ -1,6 +1,7 @@
 """nixseal rotate NAME...: give secrets new values and record when
 (nixseal.repo.rotate). Prints the public half of each generated key
-pair; one failing secret does not stop the others.
+pair; one failing secret does not stop the others, but a secret made from
+one that failed is not tried.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 
 from nixseal.errors import NixsealError
 from nixseal.repo.context import Context
-from nixseal.repo.rotate import needs_op, rotate_one, selected
+from nixseal.repo.rotate import due_reason, needs_op, rotate_one, selected
 from nixseal.repo.sources import CurrentValues, is_sign_in_failure
 from nixseal.util import log
 from nixseal.util.paths import display_path
@@ -20,6 +21,7 @@ examples:
   nixseal rotate db/password
   nixseal rotate --due
   nixseal rotate grafana/admin-password --push
+  nixseal rotate --with-dependents pki/ca
 """
 
 
@@ -35,15 +37,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help='write generated values to 1Password too (the secret\'s push = "op://...")',
     )
+    parser.add_argument(
+        "--with-dependents",
+        action="store_true",
+        help="also rotate every secret made from those named (inputs, a CA, a password), "
+        "inputs first",
+    )
+
+
+def _report(ctx: Context, name: str, reason: str | None, public: str | None) -> None:
+    file = display_path(ctx.rules.file_for(name))
+    logger = log.get_logger()
+    if reason is not None:
+        logger.info("rotated", secret=name, file=file, reason=reason)
+    else:
+        logger.info("rotated", secret=name, file=file)
+    if public is not None and "\n" in public:  # a certificate
+        print(f"{name}: {display_path(ctx.rules.dir / f'{name}.pub')}")
+    elif public is not None:
+        print(f"{name}: {public}")
 
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
-    names = selected(ctx, args.names, args.due, args.push)
-    logger = log.get_logger()
+    names = selected(ctx, args.names, args.due, args.push, args.with_dependents)
     current = CurrentValues(ctx, without="1Password sources cannot be rotated in this run")
     failed: list[str] = []
     skipped: list[str] = []  # needed op after op turned out unusable
+    blocked: list[str] = []  # made from a secret that failed
+    bad: set[str] = set()
     op_unusable = False
     done = 0
     try:
@@ -51,19 +73,25 @@ def run(args: argparse.Namespace) -> int:
             if op_unusable and needs_op(ctx.rules.secret(name), args.push):
                 skipped.append(name)
                 continue
+            if any(ctx.rules.maker(i) in bad for i in ctx.rules.derived_from(name)):
+                blocked.append(name)
+                bad.add(name)
+                continue
+            reason = due_reason(ctx, name)
             try:
                 public = rotate_one(ctx, name, args.push, current)
             except NixsealError as err:
                 failed.append(f"{name}: {err}")
+                bad.add(name)
                 op_unusable = op_unusable or is_sign_in_failure(err)
                 continue
             done += 1
-            logger.info("rotated", secret=name, file=display_path(ctx.rules.file_for(name)))
-            if public is not None:
-                print(f"{name}: {public}")
+            _report(ctx, name, reason, public)
     finally:
         # Rotations done before a failure or Ctrl-C stay recorded.
         ctx.state.save()
+    if blocked:
+        failed.append(f"not tried, as a secret they are made from failed: {', '.join(blocked)}")
     if skipped:
         failed.append(f"not tried, as op is not usable: {', '.join(skipped)}")
     for msg in failed:

@@ -41,6 +41,11 @@ class GeneratorKind(str, enum.Enum):
     BASE64 = "base64"
     SSH_ED25519 = "ssh-ed25519"
     AGE = "age"
+    WIREGUARD = "wireguard"
+    HTPASSWD = "htpasswd"
+    CA = "ca"
+    CERT = "cert"
+    COMMAND = "command"  # a script of the repository's (generator.command)
 
     def __str__(self) -> str:
         return self.value
@@ -57,6 +62,16 @@ class Generator(NamedTuple):
 
     kind: GeneratorKind
     length: int | None = None  # None: the kind's default
+    # Secrets the value is made from (a command's inputs, a cert's CA, the
+    # password a hash is of): rotating one of them makes this one due.
+    inputs: tuple[str, ...] = ()
+    command: str | None = None  # relative to the rules file's directory
+    prompts: tuple[str, ...] = ()  # values typed at the terminal, in order
+    outputs: tuple[str, ...] = ()  # a command's output files
+    public: tuple[str, ...] = ()  # the outputs committed in plain text
+    names: tuple[str, ...] = ()  # a cert's DNS names
+    user: str | None = None  # htpasswd: the user name of the line
+    days: int | None = None  # ca, cert: validity
 
 
 # -- the JSON documents of `check --json` and `audit --json` ---------------
@@ -106,6 +121,8 @@ class AuditEntryJson(TypedDict):
     rotate_after: str | None
     overdue: bool
     last_change: str | None
+    derived_from: list[str]  # the secrets the value was made from
+    inputs_rotated: list[str]  # those of them rotated since: the value is due
     findings: list[str]
 
 

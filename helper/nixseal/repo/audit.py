@@ -77,8 +77,12 @@ def audit_one(
     today: datetime.datetime,
     *,
     replaced: bool = False,
+    derived_from: tuple[str, ...] = (),
+    inputs_rotated: tuple[str, ...] = (),
 ) -> AuditEntryJson:
-    """replaced: the file is not the one the recorded rotation time is for."""
+    """replaced: the file is not the one the recorded rotation time is for;
+    derived_from: the secrets its value is made from, inputs_rotated those
+    of them rotated since."""
     rotated = None if replaced else state.rotated_at(rule.name)
     since, basis = _age_of(rotated, changed, replaced)
     age = today - since if since is not None else None
@@ -92,6 +96,11 @@ def audit_one(
     if rule.rotate_after and since is None and d.status != drift.MISSING:
         why = f" ({display_path(d.path)} was {REPLACED})" if replaced else ""
         findings.append(f"rotate_after is set but the value's age is unknown{why}")
+    if inputs_rotated:
+        findings.append(
+            f"made from {', '.join(inputs_rotated)}, rotated since: "
+            f"rotate it with `nixseal rotate {rule.part_of or rule.name}`"
+        )
     return {
         "name": rule.name,
         "file": display_path(d.path),
@@ -107,6 +116,8 @@ def audit_one(
         "rotate_after": format_duration(rule.rotate_after) if rule.rotate_after else None,
         "overdue": overdue,
         "last_change": _iso(changed),
+        "derived_from": list(derived_from),
+        "inputs_rotated": list(inputs_rotated),
         "findings": findings,
     }
 
@@ -128,8 +139,19 @@ def audit(rules: Rules, state: State, names: list[str]) -> list[AuditEntryJson]:
             data = None  # the inspector reports why
         d = inspector.inspect(n) if data is None else inspector.inspect(n, data)
         replaced = state.replaced(n, data)
+        maker = rules.maker(n)
+        inputs = rules.derived_from(n)
         entries.append(
-            audit_one(rules.secrets[n], d, state, changes.get(f"{n}.age"), today, replaced=replaced)
+            audit_one(
+                rules.secrets[n],
+                d,
+                state,
+                changes.get(f"{n}.age"),
+                today,
+                replaced=replaced,
+                derived_from=inputs,
+                inputs_rotated=tuple(state.inputs_rotated(maker, inputs)),
+            )
         )
     return entries
 

@@ -107,6 +107,8 @@ def encrypt_secret(
 def create_command(rules: Rules, name: str) -> str:
     """The command that gives a secret whose file is missing its value."""
     rule = rules.secrets.get(name)
+    if rule is not None and rule.part_of is not None:
+        return f"nixseal rotate {rule.part_of}"
     if rule is not None and rule.generator is not None:
         return f"nixseal rotate {name}"
     if rule is not None and rule.source is not None:

@@ -9,15 +9,25 @@ is stored in the 1Password field named by the secret's ``push`` reference
 before the ``.age`` file changes: if op fails, nothing changed anywhere.
 Each rotation is recorded in the state file (``audit`` reports its age
 against ``rotate_after``).
+
+A generator may make its value from other secrets (a command's inputs, a
+cert's CA, the password of an htpasswd line). The state file records
+which input values it was made from; once one of them is rotated, the
+secret is due, and ``--with-dependents`` rotates such chains in order,
+inputs first. A generator's further outputs go to ``<name>.<output>.age``
+and ``<name>.<output>.pub`` (Rules.outputs_of); all of one secret's files
+are made in memory before the first is written.
 """
 
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 from nixseal.age import generators
 from nixseal.errors import NixsealError, UsageError
-from nixseal.repo.context import Context, encrypt_secret, now
+from nixseal.models.repo import GeneratorKind
+from nixseal.repo.context import Context, ciphertext_for, decrypt_secret, now, store_ciphertext
 from nixseal.repo.rules import Rules, SecretRule
 from nixseal.repo.sources import CurrentValues, read_source
 from nixseal.util import op
@@ -32,23 +42,43 @@ def is_due(rule: SecretRule, rotated: datetime.datetime | None, when: datetime.d
     return rotated is None or when - rotated >= rule.rotate_after
 
 
-def selected(ctx: Context, named: list[str], due: bool, push: bool) -> list[str]:
-    """The secrets named, then (with due) every other one whose rotation is due."""
+def inputs_rotated(ctx: Context, name: str) -> list[str]:
+    """The inputs of name's generator rotated since its value was made."""
+    maker = ctx.rules.maker(name)
+    return ctx.state.inputs_rotated(maker, ctx.rules.derived_from(maker))
+
+
+def due_reason(ctx: Context, name: str) -> str | None:
+    """Why a secret is due because of its inputs, if it is."""
+    rotated = inputs_rotated(ctx, name)
+    return f"made from {', '.join(rotated)}, rotated since" if rotated else None
+
+
+def selected(
+    ctx: Context, named: list[str], due: bool, push: bool, with_dependents: bool = False
+) -> list[str]:
+    """The secrets named (for a further output of a generator: the secret
+    that makes it), with dependents every secret made from them, then
+    (with due) every other one whose rotation is due; inputs first."""
     rules = ctx.rules
-    names = rules.select(named, default_all=False)
+    names = list(dict.fromkeys(rules.maker(n) for n in rules.select(named, default_all=False)))
     # Named secrets must be able to do all that is asked; those picked by
     # --due are pushed when they have somewhere to go.
     check_plan(rules, names, push)
+    if with_dependents:
+        names += [d for n in list(names) for d in rules.dependents(n) if d not in names]
     if due:
         when = now()
         names += [
             n
             for n, r in sorted(rules.secrets.items())
-            if n not in names and is_due(r, _rotated(ctx, n), when)
+            if n not in names
+            and r.part_of is None
+            and (is_due(r, _rotated(ctx, n), when) or (r.generator and inputs_rotated(ctx, n)))
         ]
     elif not names:
         raise UsageError("name the secrets to rotate, or pass --due")
-    return names
+    return rules.in_order(dict.fromkeys(names))
 
 
 def _rotated(ctx: Context, name: str) -> datetime.datetime | None:
@@ -82,17 +112,67 @@ def check_plan(rules: Rules, names: list[str], push: bool) -> None:
             )
 
 
+def _public_file(ctx: Context, name: str) -> Path | None:
+    """The committed public half of a secret's value, if it has one."""
+    public = ctx.rules.outputs_of(ctx.rules.maker(name))[1]
+    pub_name = next(iter(public.values()), None) if name == ctx.rules.maker(name) else None
+    return ctx.rules.dir / f"{pub_name}.pub" if pub_name is not None else None
+
+
+def _inputs(ctx: Context, name: str) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The values a generator is made from, and their public halves."""
+    values: dict[str, bytes] = {}
+    public: dict[str, bytes] = {}
+    for i in ctx.rules.derived_from(name):
+        values[i] = decrypt_secret(ctx, i)
+        pub = _public_file(ctx, i)
+        if pub is not None and pub.is_file():
+            public[i] = read_regular(pub, AGE_FILE_LIMIT)
+    return values, public
+
+
+def generated_outputs(ctx: Context, name: str) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """A generator's new values: secret name -> plaintext of its .age
+    file, and name -> text of its .pub file (Rules.outputs_of)."""
+    rules = ctx.rules
+    gen = rules.secret(name).generator
+    assert gen is not None
+    inputs, public_inputs = _inputs(ctx, name)
+    secret_out, public_out = rules.outputs_of(name)
+    if gen.kind is GeneratorKind.COMMAND:
+        from nixseal.repo import command
+
+        answers = {p: command.ask(f"{name}: {p}") for p in gen.prompts}
+        values = command.run(
+            rules, name, gen, inputs=inputs, public_inputs=public_inputs, answers=answers
+        )
+        return (
+            {s: values[o] for o, s in secret_out.items()},
+            {p: values[o] for o, p in public_out.items()},
+        )
+    new = generators.generate(gen, name, inputs, public_inputs)
+    pub = {name: f"{new.public}\n".encode()} if new.public is not None else {}
+    return {name: new.value}, pub
+
+
 def rotate_one(ctx: Context, name: str, push: bool, current: CurrentValues) -> str | None:
-    """Rotate one secret; the public half of a generated key pair, if any."""
+    """Rotate one secret; the public half of its value, if any."""
     rule = ctx.rules.secret(name)
     if rule.generator is not None:
-        new = generators.generate(rule.generator, comment=name)
+        secret_values, public_values = generated_outputs(ctx, name)
+        # Every file encrypted before the first is written: a secret with
+        # no recipients changes nothing.
+        sealed = {s: ciphertext_for(ctx.rules, s, v) for s, v in secret_values.items()}
         if push and rule.push:
-            op.write(rule.push, new.value)
-        encrypt_secret(ctx, name, new.value, new_value=True, save=False)
-        if new.public is not None:
-            write_atomic(ctx.rules.dir / f"{name}.pub", f"{new.public}\n".encode())
-        return new.public
+            op.write(rule.push, secret_values[name])
+        for s, data in sealed.items():
+            store_ciphertext(ctx, s, data, new_value=True, save=False)
+        if rule.generator.inputs:
+            ctx.state.record_derived(name, rule.generator.inputs)
+        for p, text in public_values.items():
+            write_atomic(ctx.rules.dir / f"{p}.pub", text)
+        own = public_values.get(name)
+        return own.decode().removesuffix("\n") if own is not None else None
     assert rule.source is not None
     value = read_source(rule.source)
     old = current.get(name)
@@ -111,7 +191,7 @@ def rotate_one(ctx: Context, name: str, push: bool, current: CurrentValues) -> s
             f"{rule.source} still holds the current value; "
             "change it in 1Password first, then rotate again"
         )
-    encrypt_secret(ctx, name, value, new_value=True, save=False)
+    store_ciphertext(ctx, name, ciphertext_for(ctx.rules, name, value), new_value=True, save=False)
     return None
 
 

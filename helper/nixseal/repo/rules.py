@@ -22,6 +22,7 @@ from typing import Any
 
 from nixseal.errors import CryptoError, PrivateKeyError, RulesError
 from nixseal.models.repo import Generator, GeneratorKind, ReaderKind
+from nixseal.repo.generator_rules import KEY_PAIR_KINDS, GeneratorParser
 from nixseal.util.names import is_segment
 from nixseal.util.paths import display_path
 from nixseal.util.readfile import TEXT_LIMIT, read_regular
@@ -33,10 +34,6 @@ else:  # pragma: no cover
 
 RULES_DIR = "secrets"
 RULES_NAME = "secrets.toml"
-GENERATOR_KINDS = tuple(k.value for k in GeneratorKind)
-# Kinds whose output size is a choice; the key kinds have a fixed size.
-SIZED_KINDS = tuple(k.value for k in GeneratorKind if k.sized)
-
 # Names of admins, hosts, users and groups.
 IDENT = re.compile(r"[A-Za-z0-9._-]+")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -104,6 +101,10 @@ class SecretRule:
     armor: bool = False
     # op:// field that `rotate --push` writes a generated value to
     push: str | None = None
+    # A further secret output of another secret's generator: that secret's
+    # name (rotating it gives this one its value) and the output's name.
+    part_of: str | None = None
+    output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,76 @@ class Rules:
     def file_for(self, name: str) -> Path:
         self.secret(name)
         return self.dir / f"{name}.age"
+
+    def outputs_of(self, name: str) -> tuple[dict[str, str], dict[str, str]]:
+        """Where a generator's outputs go: output -> the secret whose .age
+        file holds it, and output -> the name whose .pub file holds it. The
+        first secret output is the secret itself, the first public one
+        <name>.pub; each further one is <name>.<output>."""
+        gen = self.secret(name).generator
+        if gen is None:
+            return {}, {}
+        if gen.kind is GeneratorKind.COMMAND:
+            secret = [o for o in gen.outputs if o not in gen.public]
+            public = list(gen.public)
+        else:
+            secret = ["value"]
+            public = ["hash"] if gen.public else ["public"] if gen.kind in KEY_PAIR_KINDS else []
+        return (
+            {o: name if i == 0 else f"{name}.{o}" for i, o in enumerate(secret)},
+            {o: name if i == 0 else f"{name}.{o}" for i, o in enumerate(public)},
+        )
+
+    def public_names(self) -> list[str]:
+        """Every name with a committed <name>.pub, sorted."""
+        return sorted(p for n in self.secrets for p in self.outputs_of(n)[1].values())
+
+    def maker(self, name: str) -> str:
+        """The secret whose generator makes name's value (itself, or the
+        secret it is an output of)."""
+        return self.secret(name).part_of or name
+
+    def derived_from(self, name: str) -> tuple[str, ...]:
+        """The secrets name's value is made from (its generator's inputs)."""
+        gen = self.secret(self.maker(name)).generator
+        return gen.inputs if gen is not None else ()
+
+    def dependents(self, name: str) -> list[str]:
+        """Every generator secret made, directly or not, from name's value,
+        in an order that rotates inputs before what is made from them."""
+        base = self.maker(name)
+        users: dict[str, list[str]] = {}
+        for n in sorted(self.secrets):
+            for i in self.derived_from(n) if self.secrets[n].part_of is None else ():
+                users.setdefault(self.maker(i), []).append(n)
+        reached: set[str] = set()
+        stack = [base]
+        while stack:
+            for d in users.get(stack.pop(), []):
+                if d not in reached:
+                    reached.add(d)
+                    stack.append(d)
+        return [n for n in self.in_order(sorted(reached)) if n != base]
+
+    def in_order(self, names: Iterable[str]) -> list[str]:
+        """names, each after every one of them it is made from."""
+        wanted = list(dict.fromkeys(names))
+        chosen = set(wanted)
+        out: list[str] = []
+        done: set[str] = set()
+
+        def visit(n: str) -> None:
+            if n in done:
+                return
+            done.add(n)
+            for i in self.derived_from(n):
+                if self.maker(i) in chosen:
+                    visit(self.maker(i))
+            out.append(n)
+
+        for n in wanted:
+            visit(n)
+        return out
 
     def name_for(self, file: Path) -> str | None:
         """The secret a path inside the rules dir stands for, if any."""
@@ -324,7 +395,7 @@ def parse_rules(text: str, path: Path) -> Rules:
     return _Parser(path, where).parse(data)
 
 
-class _Parser:
+class _Parser(GeneratorParser):
     def __init__(self, path: Path, where: str) -> None:
         self.path = path
         self.where = where
@@ -390,9 +461,73 @@ class _Parser:
             n: self.secret(n, v, hosts, users, groups)
             for n, v in self.table(data, "secrets").items()
         }
-        return Rules(
+        rules = Rules(
             self.path, self.path.parent, admins, hosts, users, groups, secrets, self.parsed
         )
+        self.add_outputs(rules, secrets)
+        self.check_inputs(rules)
+        return rules
+
+    def add_outputs(self, rules: Rules, secrets: dict[str, SecretRule]) -> None:
+        """A secret for each further secret output of a generator, with the
+        readers of the secret whose generator makes it."""
+        for name, rule in list(secrets.items()):
+            table = f'secrets."{name}"'
+            secret_out, public_out = rules.outputs_of(name)
+            for output, implied in [*secret_out.items(), *public_out.items()]:
+                if implied == name:
+                    continue
+                check_secret_name(implied, f"{self.where}: [{table}] generator.outputs")
+                if implied in secrets:
+                    raise self.fail(
+                        table,
+                        "generator.outputs",
+                        f"output {output!r} would be secret {implied!r}, which the rules "
+                        "already have; rename one",
+                    )
+                if output in secret_out:
+                    secrets[implied] = SecretRule(
+                        implied, rule.hosts, rule.users, armor=rule.armor, part_of=name,
+                        output=output,
+                    )  # fmt: skip
+
+    def check_inputs(self, rules: Rules) -> None:
+        """Inputs name secrets of the rules, a cert's CA a ca, and no value
+        is made, even through others, from itself."""
+        for name, rule in rules.secrets.items():
+            gen = rule.generator
+            if gen is None:
+                continue
+            table = f'secrets."{name}"'
+            key = {"cert": "generator.ca", "htpasswd": "generator.password"}.get(
+                gen.kind.value, "generator.inputs"
+            )
+            for i in gen.inputs:
+                found = rules.secrets.get(i)
+                if found is None:
+                    hint = did_you_mean(i, rules.secrets) or f"add [secrets.{toml_string(i)}]"
+                    raise self.fail(table, key, f"unknown secret {i!r}; {hint}")
+                if gen.kind is GeneratorKind.CERT and (
+                    found.generator is None or found.generator.kind is not GeneratorKind.CA
+                ):
+                    raise self.fail(table, key, f'{i!r} has no generator = {{ kind = "ca" }}')
+        acyclic: set[str] = set()
+        for name in sorted(rules.secrets):
+            self.find_cycle(rules, name, (), acyclic)
+
+    def find_cycle(self, rules: Rules, name: str, path: tuple[str, ...], acyclic: set[str]) -> None:
+        if name in acyclic:
+            return
+        if name in path:
+            cycle = " -> ".join((*path[path.index(name) :], name))
+            raise self.fail(
+                f'secrets."{path[path.index(name)]}"',
+                "generator",
+                f"made from itself: {cycle}",
+            )
+        for i in rules.derived_from(name):
+            self.find_cycle(rules, rules.maker(i), (*path, name), acyclic)
+        acyclic.add(name)
 
     def entry(self, kind: str, name: str, value: Any) -> Any:
         self.ident(kind, name)
@@ -505,28 +640,6 @@ class _Parser:
             else:
                 raise self.fail(table, "hosts", _unknown("host", h, hosts, f"add [hosts.{h}]"))
         return out
-
-    def generator(self, table: str, value: Any) -> Generator | None:
-        if value is None:
-            return None
-        kinds = ", ".join(GENERATOR_KINDS)
-        if isinstance(value, str):
-            value = {"kind": value}
-        if not isinstance(value, dict):
-            raise self.fail(table, "generator", f"must be a kind ({kinds}) or a table")
-        for k in value:
-            if k not in ("kind", "length"):
-                raise self.fail(table, f"generator.{k}", "unknown key (kind, length)")
-        kind = value.get("kind")
-        if kind not in GENERATOR_KINDS:
-            raise self.fail(table, "generator", f"unknown kind {kind!r} (expected {kinds})")
-        length = value.get("length")
-        if length is not None:
-            if kind not in SIZED_KINDS:
-                raise self.fail(table, "generator.length", f"{kind} keys have a fixed size")
-            if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 4096:
-                raise self.fail(table, "generator.length", "must be an integer from 1 to 4096")
-        return Generator(GeneratorKind(kind), length)
 
     def source(self, table: str, value: Any, key: str = "source") -> str:
         if not isinstance(value, str) or not value.startswith("op://"):

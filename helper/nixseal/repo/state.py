@@ -5,7 +5,9 @@ is machine-written and committed with the rules. Per secret it records the
 recipient set its file was last encrypted to (recipient ids: age recipient
 strings, OpenSSH SHA256 fingerprints for ssh keys), the MAC line of that
 file's header (so a record is trusted only for the exact file it describes,
-whatever git merges did), and when the value was last set or rotated.
+whatever git merges did), and when the value was last set or rotated. A
+value a generator made from other secrets (its inputs) also records when
+each input had been rotated then: an input rotated later makes it due.
 
 X25519 stanzas in an age header are anonymous, so without this record no
 tool could tell whether a file is readable by a given age key.
@@ -39,9 +41,13 @@ class _Entry:
     recipients: frozenset[str] | None = None
     mac: str | None = None
     rotated: datetime.datetime | None = None
+    # input -> when that input was rotated, at the time this value was made
+    derived: dict[str, str | None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if self.derived is not None:
+            out["derived_from"] = dict(sorted(self.derived.items()))
         if self.recipients is not None:
             out["recipients"] = sorted(self.recipients)
         if self.mac is not None:
@@ -132,8 +138,31 @@ class State:
         """Remember when a secret's value was set or rotated."""
         if when.tzinfo is None:
             when = when.astimezone()
-        self.entries.setdefault(name, _Entry()).rotated = when
+        entry = self.entries.setdefault(name, _Entry())
+        # Two values of one secret never share a time (times have whole
+        # seconds): what is made from it tells them apart by their times.
+        if entry.rotated is not None and when <= entry.rotated:
+            when = entry.rotated + datetime.timedelta(seconds=1)
+        entry.rotated = when
         self.dirty = True
+
+    def record_derived(self, name: str, inputs: Iterable[str]) -> None:
+        """Remember that name's new value was made from inputs' current values."""
+        self.entries.setdefault(name, _Entry()).derived = {i: self._stamp(i) for i in inputs}
+        self.dirty = True
+
+    def inputs_rotated(self, name: str, inputs: Iterable[str]) -> list[str]:
+        """The inputs rotated since name's value was made from them (an
+        input the record does not name counts too); none without a record."""
+        entry = self.entries.get(name)
+        if entry is None or entry.derived is None:
+            return []
+        recorded = entry.derived
+        return [i for i in inputs if i not in recorded or recorded[i] != self._stamp(i)]
+
+    def _stamp(self, name: str) -> str | None:
+        when = self.rotated_at(name)
+        return _format_time(when) if when is not None else None
 
     def forget(self, name: str) -> None:
         if self.entries.pop(name, None) is not None:
@@ -175,6 +204,13 @@ def _parse_entry(raw: Any, where: str) -> _Entry:
     if mac is not None and not isinstance(mac, str):
         raise RulesError(f"{where}.mac: must be a string")
     entry.mac = mac
+    derived = raw.get("derived_from")
+    if derived is not None:
+        if not isinstance(derived, dict) or not all(
+            v is None or isinstance(v, str) for v in derived.values()
+        ):
+            raise RulesError(f"{where}.derived_from: must map secret names to times")
+        entry.derived = dict(derived)
     rotated = raw.get("rotated")
     if rotated is not None:
         try:
