@@ -168,7 +168,7 @@ def test_removing_a_generation_never_follows_a_symlink(scene: Scene) -> None:
     scene.set_value("other", b"o2")
     assert scene.install().code == 0
     assert tree(victim) == before
-    assert sorted(p.name for p in mp.iterdir()) == ["2", "2.json"]
+    assert sorted(p.name for p in mp.iterdir()) == ["2", "2.json", "status.json"]
 
 
 def test_removal_races_a_user_who_owns_a_stale_generation(scene: Scene) -> None:
@@ -281,3 +281,20 @@ def test_a_path_deeper_than_the_soft_limit_of_open_files_is_walked(tmp_path: Pat
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["600", "True"]
+
+
+def test_the_status_file_replaces_a_planted_symlink(scene: Scene) -> None:
+    """status.json is written by rename: a link planted there is replaced,
+    and what it pointed to is neither read nor written."""
+    scene.add("a", b"1")
+    assert scene.install().code == 0
+    mp = scene.root / "run/secrets.d"
+    victim = scene.tmp / "victim-status"
+    victim.write_text("precious")
+    (mp / "status.json").unlink()
+    (mp / "status.json").symlink_to(victim)
+    scene.set_value("a", b"2")
+    assert scene.install().code == 0
+    assert victim.read_text() == "precious"
+    status = mp / "status.json"
+    assert not status.is_symlink() and status.stat().st_mode & 0o777 == 0o600
