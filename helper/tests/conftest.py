@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,3 +132,18 @@ def nix_env(tmp_path: Path) -> dict[str, str]:
     env["NIX_CONFIG"] = NIX_CONFIG
     env["NIXPKGS_LIB"] = str(NIXPKGS_LIB)
     return env
+
+
+@pytest.fixture
+def shm_dir() -> Iterator[Path]:
+    """A private directory on /dev/shm, where edits and generators keep plaintext."""
+    from nixseal.repo import edit
+
+    if (
+        not Path("/dev/shm").is_dir()
+        or edit.filesystem_type(Path("/dev/shm")) not in edit.MEMORY_FS
+    ):
+        pytest.skip("needs /dev/shm on tmpfs")
+    d = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="nixseal-test-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

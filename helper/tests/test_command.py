@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _admin import Repo, make_repo
 
-from nixseal.repo.edit import MEMORY_FS, filesystem_type
 from nixseal.repo.state import state_path
 
 # Records what it was given (paths and environment, no values) in $GEN_LOG,
@@ -41,15 +37,6 @@ echo "priv-$(cat inputs/wg/psk)" > out/private
 echo "conf of $(cat inputs/wg/psk.pub 2>/dev/null || echo none)" > out/conf
 echo "pub-$(cat inputs/wg/psk | cut -c1-4)" > out/public
 """
-
-
-@pytest.fixture
-def shm_dir() -> Iterator[Path]:
-    if not Path("/dev/shm").is_dir() or filesystem_type(Path("/dev/shm")) not in MEMORY_FS:
-        pytest.skip("needs /dev/shm on tmpfs")
-    d = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="nixseal-test-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

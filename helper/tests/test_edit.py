@@ -2,13 +2,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,15 +48,6 @@ elif action == "hang":
     open(log + ".ready", "w").close()
     time.sleep(60)
 """
-
-
-@pytest.fixture
-def shm_dir() -> Iterator[Path]:
-    if not Path("/dev/shm").is_dir() or filesystem_type(Path("/dev/shm")) not in MEMORY_FS:
-        pytest.skip("needs /dev/shm on tmpfs")
-    d = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="nixseal-test-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
