@@ -403,6 +403,8 @@ def import_sops(ctx: Context, config: SopsConfig, *, per_value: bool, dry_run: b
     """Write the secrets of config's sops files, each checked, or nothing."""
     values, new_hosts, skipped = collect(config, ctx.rules, per_value=per_value)
     planned = readers.preview(ctx.rules.path, _change(values, new_hosts, config.dir))
+    # each new table ends in a blank line, as init writes them; the file does not
+    planned = planned._replace(new_text=planned.new_text.rstrip("\n") + "\n")
     rules = planned.new
     out = Context(rules, State.load(rules), ctx.identity_specs, ctx.prompt)
     identities = ctx.identities()
