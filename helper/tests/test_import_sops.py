@@ -33,6 +33,7 @@ DOCS = {
     "secrets/app.yaml": "db:\n  password: hunter2\n  port: 5432\nsmtp: 'p@ss: word'\n",
     "secrets/web.json": '{"api": {"token": "t0k3n"}, "list": [1, 2]}\n',
     "secrets/env.env": "FOO=bar\nBAZ=with spaces\n",
+    "secrets/conf.ini": "[db]\npassword = s3cret\n",
 }
 BINARY = bytes(range(256)) + b"\x00tail"
 
@@ -62,7 +63,7 @@ def sops_yaml(r: Repo, *, web2: str | None = None, extra_rules: str = "") -> Non
         + "\n".join(keys)
         + "\ncreation_rules:\n"
         + extra_rules
-        + "  - path_regex: secrets/[^/]+\\.(yaml|json|env|bin)$\n"
+        + "  - path_regex: secrets/[^/]+\\.(yaml|json|env|ini|bin)$\n"
         + "    key_groups:\n      - age:\n"
         + "\n".join(readers)
         + "\n"
@@ -112,11 +113,13 @@ def test_each_sops_file_becomes_one_structured_secret(repo: Repo) -> None:
         "app": "yaml",
         "web": "json",
         "env": "dotenv",
+        "conf": "ini",
         "blob": "binary",
     }
     for name, rel in [("app", "secrets/app.yaml"), ("web", "secrets/web.json")]:
         assert repo.decrypt(name) == sops_d(repo, rel)
     assert repo.decrypt("env") == sops_d(repo, "secrets/env.env")
+    assert repo.decrypt("conf") == sops_d(repo, "secrets/conf.ini")
     assert repo.decrypt("blob") == BINARY
     # web1's key in the rules is its ssh key; sops had the age key derived from it
     assert secrets["app"]["hosts"] == ["web1", "web2"]
@@ -143,12 +146,14 @@ def test_per_value_gives_each_value_a_binary_secret(repo: Repo) -> None:
         "web/list",
         "env/FOO",
         "env/BAZ",
+        "conf/db/password",
         "blob",
     }
     assert all("format" not in s for s in secrets.values())
     assert repo.decrypt("app/db/password") == b"hunter2"
     assert repo.decrypt("app/smtp") == b"p@ss: word"
     assert repo.decrypt("env/BAZ") == b"with spaces"
+    assert repo.decrypt("conf/db/password") == b"s3cret"
     assert repo.decrypt("app/db/port") == sops_d(repo, "secrets/app.yaml", '["db"]["port"]')
     assert repo.decrypt("web/list") == sops_d(repo, "secrets/web.json", '["list"]')
     assert 'document = "app/db/password";' in result.text
@@ -161,7 +166,7 @@ def test_dry_run_and_json_write_nothing(repo: Repo) -> None:
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert doc["dry_run"] is True
-    assert {s["name"] for s in doc["secrets"]} == {"app", "web", "env", "blob"}
+    assert {s["name"] for s in doc["secrets"]} == {"app", "web", "env", "conf", "blob"}
     assert doc["options"]["sops.secrets.<n>.key"] == "nixseal.secrets.<n>.key"
     assert snapshot(repo) == before
 
@@ -194,6 +199,17 @@ def test_unknown_recipient_without_anchor_is_an_error(repo: Repo) -> None:
     assert f"recipient {stranger[:24]}... is no admin, host or user" in line
     assert "creation rule 1" in line
     assert snapshot(repo) == before
+
+
+def test_a_private_key_in_the_sops_config_is_never_shown(repo: Repo) -> None:
+    fleet(repo)
+    secret = make_age_key(repo.root / "keys", "oops.txt").secret
+    path = repo.root / ".sops.yaml"
+    path.write_text(path.read_text() + f"          - {secret}\n")
+    result = repo.run("import-sops")
+    assert result.code != 0
+    assert "a private key where a public key is expected" in result.err
+    assert secret[20:28] not in result.err + result.text
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ from nixseal.repo.rules import (
 from nixseal.repo.sops_config import CONFIG_NAME, CreationRule, SopsConfig
 from nixseal.repo.state import State
 from nixseal.util.atomic import write_atomic
+from nixseal.util.keytext import looks_private, refuse
 from nixseal.util.paths import display_path
 from nixseal.util.readfile import AGE_FILE_LIMIT, read_regular
 
@@ -178,6 +179,8 @@ class _Readers:
 
     def _add(self, key: str, rule: CreationRule) -> tuple[ReaderKind, str]:
         at = f"{self.where}: {rule.label}"
+        if looks_private(key):  # never echoed, not even in part
+            raise refuse(f"{at}: age")
         anchor = self.anchors.get(key)
         if anchor is None:
             raise UsageError(
@@ -343,8 +346,10 @@ def collect(
             continue
         where = display_path(path)
         for steps in _leaves(document, fmt, where):
-            key = "/".join(steps)
-            name = check_secret_name(f"{base}/{key}", f"{where}: key {key!r}")
+            # as nixseal.secrets.<n>.key writes it: a `/` inside a key is `\/`
+            key = "/".join(step.replace("/", "\\/") for step in steps)
+            label = f"{where}: key {'/'.join(steps)!r}"
+            name = check_secret_name("/".join((base, *steps)), label)
             plain = sops(["--decrypt", "--extract", _extract(steps)], path)
             values.append(Value(name, path, "binary", key, plain, hosts, users))
     taken: dict[str, Value] = {}
