@@ -159,6 +159,15 @@ def test_per_value_gives_each_value_a_binary_secret(repo: Repo) -> None:
     assert 'document = "app/db/password";' in result.text
 
 
+def test_the_sops_config_may_be_named_from_elsewhere(repo: Repo) -> None:
+    fleet(repo)
+    (repo.root / "hosts").mkdir()
+    result = repo.run("import-sops", "--sops-config", "../.sops.yaml", cwd=repo.root / "hosts")
+    assert result.code == 0, result.err
+    assert result.text.startswith("imported 5 sops files")
+    assert set(rules(repo)) == {"app", "web", "env", "conf", "blob"}
+
+
 def test_dry_run_and_json_write_nothing(repo: Repo) -> None:
     fleet(repo)
     before = snapshot(repo)
