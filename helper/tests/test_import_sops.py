@@ -18,7 +18,7 @@ import tomllib
 from _admin import Repo, make_repo
 from conftest import make_age_key
 
-from nixseal.repo import import_sops
+from nixseal.repo import import_sops, ssh_to_age
 
 SOPS = shutil.which("sops") or (
     str(Path(sys.executable).parent / "sops")
@@ -52,7 +52,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
 
 def sops_yaml(r: Repo, *, web2: str | None = None, extra_rules: str = "") -> None:
     """The .sops.yaml a sops-nix repository has: anchored keys, one rule."""
-    web1 = import_sops.age_of_ssh_key(r.host("web1").public)  # as ssh-to-age makes it
+    web1 = ssh_to_age.age_of_ssh_key(r.host("web1").public)  # as ssh-to-age makes it
     keys = [f"  - &alice {r.admin.public}", f"  - &web1 {web1}"]
     readers = ["          - *alice", "          - *web1"]
     if web2:
@@ -315,6 +315,6 @@ def test_ssh_to_age_matches_the_x25519_key_of_the_ssh_key(tmp_path: Path) -> Non
     )
     scalar = bytearray(hashlib.sha512(seed).digest()[:32])
     public = X25519PrivateKey.from_private_bytes(bytes(scalar)).public_key().public_bytes_raw()
-    derived = import_sops.age_of_ssh_key(key.public)
-    assert derived == import_sops.bech32("age", public)
+    derived = ssh_to_age.age_of_ssh_key(key.public)
+    assert derived == ssh_to_age.bech32("age", public)
     crypto.parse_recipient(derived, "test")  # a valid age recipient, checksum and all
