@@ -1,6 +1,6 @@
 # The nixseal helper and CLI. `nixseal install` runs at every boot and
 # switch; the admin verbs run on admins' machines. One package for both.
-{ lib, stdenv, python3Packages, age, openssh, git, coreutils, installShellFiles, zsh, fish }:
+{ lib, stdenv, python3Packages, age, openssh, git, coreutils, installShellFiles, zsh, fish, sops }:
 let
   pyrage = python3Packages.callPackage ./pyrage.nix { };
   # Only what the package needs: a change to docs or tests elsewhere in the
@@ -38,6 +38,8 @@ python3Packages.buildPythonApplication {
     python3Packages.bcrypt
     # the rules file edited with its comments kept (host, admin, user, group)
     python3Packages.tomlkit
+    # .sops.yaml and sops documents (import-sops)
+    python3Packages.pyyaml
   ] ++ lib.optionals (python3Packages.pythonOlder "3.11") [ python3Packages.tomli ];
 
   nativeCheckInputs = [
@@ -48,6 +50,7 @@ python3Packages.buildPythonApplication {
     git # the audit tests commit to a scratch repository
     zsh # the completions, tried in their shells
     fish
+    sops # import-sops, against the real one
   ];
   # The suite skips (with a reason) what the build sandbox cannot offer:
   # root and mount namespaces (needs_root), Nix and a nixpkgs lib

@@ -14,9 +14,9 @@ rendered page); see DIRECTIVES. Blocks of other kinds are not run; ```nix,
 end of its page.
 
 The session's stand-ins for tools that need a NixOS fleet (nixos-rebuild,
-colmena, ssh, ssh-keyscan, nix, sops, systemctl, op, $EDITOR) live in
+colmena, ssh, ssh-keyscan, nix, systemctl, op, $EDITOR) live in
 tests/doc_standins and tests/fake_op; docs/architecture.md says what each
-one does.
+one does. sops is the real one, from the virtualenv.
 """
 
 from __future__ import annotations

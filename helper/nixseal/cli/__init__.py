@@ -39,6 +39,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "who can read each secret, and how old it is"),
     "status": ("status", "what each host has installed, against the repository (over ssh)"),
     "import-agenix": ("import_agenix", "convert an agenix secrets.nix into the rules"),
+    "import-sops": ("import_sops", "turn sops files into secrets, each value checked"),
     "completion": ("completion", "print the completion script for bash, zsh or fish"),
 }
 

@@ -159,3 +159,37 @@ class StatusReportJson(TypedDict):
     ok: bool  # every host reached, and nothing differs
     rules: str
     hosts: list[StatusHostJson]
+
+
+# -- the JSON document of `import-sops --json` ---------------------------------------
+
+
+class ImportSopsSecretJson(TypedDict):
+    name: str
+    sops_file: str
+    key: str  # the sops key path (a/b) of a single value; "" for a whole file
+    format: str
+    hosts: list[str]
+    users: list[str]
+
+
+class ImportSopsHostJson(TypedDict):
+    name: str
+    key: str
+    anchor: str
+
+
+class ImportSopsSkippedJson(TypedDict):
+    rule: str
+    kind: str  # pgp, kms, gcp_kms, azure_keyvault, hc_vault_transit_uri, hc_vault
+    key: str
+
+
+class ImportSopsReportJson(TypedDict):
+    rules: str
+    sops_config: str
+    dry_run: bool
+    secrets: list[ImportSopsSecretJson]
+    added_hosts: list[ImportSopsHostJson]
+    not_imported: list[ImportSopsSkippedJson]
+    options: dict[str, str]  # sops-nix option -> nixseal option

@@ -61,8 +61,18 @@ class ReadersChange(NamedTuple):
 Change = Callable[[Any, Rules], str]  # edits the document, returns `done`
 
 
-def edit(path: Path, change: Change) -> ReadersChange:
-    """Apply change to the rules file at path; check and write the result."""
+class Preview(NamedTuple):
+    """An edit checked but not written: the rules before, the new text and rules."""
+
+    old: Rules
+    text: str  # the file as it is
+    done: str
+    new_text: str
+    new: Rules
+
+
+def preview(path: Path, change: Change) -> Preview:
+    """Apply change to the rules file at path in memory; check the result."""
     old = load_rules(path)
     where = display_path(old.path)
     if MISSING:
@@ -78,14 +88,29 @@ def edit(path: Path, change: Change) -> ReadersChange:
     done = change(doc, old)
     new_text = doc.as_string()
     if new_text == text:
-        return ReadersChange(where, done, True, old, [], [], [], [])
+        return Preview(old, text, done, text, old)
     try:
         new = parse_rules(new_text, old.path)
     except RulesError as err:
         msg = f"{where}: {done} would leave invalid rules ({err}); nothing changed"
         raise RulesError(msg) from None
-    write_atomic(old.path, new_text.encode("utf-8"), mode=old.path.stat().st_mode & 0o777)
-    return _compare(old, new, where, done)
+    return Preview(old, text, done, new_text, new)
+
+
+def write(planned: Preview) -> None:
+    """Replace the rules file with a previewed edit, keeping its mode."""
+    path = planned.old.path
+    write_atomic(path, planned.new_text.encode("utf-8"), mode=path.stat().st_mode & 0o777)
+
+
+def edit(path: Path, change: Change) -> ReadersChange:
+    """Apply change to the rules file at path; check and write the result."""
+    planned = preview(path, change)
+    old, where, done = planned.old, display_path(planned.old.path), planned.done
+    if planned.new_text == planned.text:
+        return ReadersChange(where, done, True, old, [], [], [], [])
+    write(planned)
+    return _compare(old, planned.new, where, done)
 
 
 def _compare(old: Rules, new: Rules, where: str, done: str) -> ReadersChange:

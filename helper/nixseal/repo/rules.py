@@ -75,7 +75,7 @@ def check_key(key: str, where: str) -> None:
 
 
 _TOP_KEYS = ("version", "admins", "hosts", "users", "groups", "secrets")
-_SECRET_KEYS = ("hosts", "users", "generator", "source", "push", "rotate_after", "armor")
+_SECRET_KEYS = ("hosts", "users", "generator", "source", "push", "rotate_after", "armor", "format")
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,7 @@ class SecretRule:
     # name (rotating it gives this one its value) and the output's name.
     part_of: str | None = None
     output: str | None = None
+    format: str = "binary"
 
 
 @dataclass(frozen=True)

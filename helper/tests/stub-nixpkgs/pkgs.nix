@@ -62,6 +62,8 @@ let
     bcrypt = package "bcrypt";
     # pkgs/development/python-modules/tomlkit/default.nix
     tomlkit = package "tomlkit";
+    # pkgs/development/python-modules/pyyaml/default.nix
+    pyyaml = package "pyyaml";
     pytest = package "pytest";
     pytestCheckHook = package "pytest-check-hook";
     hypothesis = package "hypothesis";
@@ -90,6 +92,8 @@ let
     git = package "git";
     zsh = package "zsh";
     fish = package "fish";
+    # pkgs/by-name/so/sops/package.nix
+    sops = package "sops";
     ruff = package "ruff";
     jq = package "jq";
     nixpkgs-fmt = package "nixpkgs-fmt";
