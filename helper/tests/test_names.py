@@ -124,8 +124,9 @@ GOOD_LABELS = [
     "a..b",
     "a.",
     "a" * 10_000,
+    "homebrew.mxcl.postgresql@16",
 ]
-BAD_LABELS = ["", ".x", "-x", "a/b", "system/a", "a b", "é", "a\n", "a:b", "a@b", "$x", " a"]
+BAD_LABELS = ["", ".x", "-x", "@x", "a/b", "system/a", "a b", "é", "a\n", "a:b", "a%b", "$x", " a"]
 
 
 def nix_verdicts(check: str, strings: list[str]) -> list[bool]:

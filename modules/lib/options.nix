@@ -15,7 +15,7 @@ rec {
   unitNameType = types.strMatching names.unitName;
 
   launchdLabelType = types.strMatching names.launchdLabel // {
-    description = "launchd label (a string of [A-Za-z0-9._-], not starting with \".\" or \"-\")";
+    description = "launchd label (a string of [A-Za-z0-9._@-], not starting with \".\", \"-\" or \"@\")";
   };
 
   # What restartUnits and reloadUnits name: systemd units (NixOS and
@@ -33,7 +33,7 @@ rec {
     example = "org.nixos.nginx";
     what = "launchd jobs, by label,";
     restart = "restart (`launchctl kickstart -k`)";
-    reload = "restart (launchd has no reload: the same `launchctl kickstart -k`)";
+    reload = "restart (launchd has no reload, so this is the same `launchctl kickstart -k`)";
   };
 
   modeType = types.strMatching "0?[0-7]{3}";

@@ -20,10 +20,10 @@ _UNIT_TYPES = frozenset(
     ]
 )
 # A launchd job's label (macOS), as restartUnits name them there: reverse-DNS
-# words such as "org.nixos.nginx". Never a "/", since it follows a domain
-# in launchctl's service targets (system/<label>), and never "." or "-"
-# first.
-_LABEL_CHARS = SEGMENT_CHARS
+# words such as "org.nixos.nginx" (Homebrew's: "homebrew.mxcl.postgresql@16").
+# Never a "/", since it follows a domain in launchctl's service targets
+# (system/<label>), and never ".", "-" or "@" first.
+_LABEL_CHARS = SEGMENT_CHARS + "@"
 
 
 def only(text: str, chars: str) -> bool:
@@ -48,4 +48,4 @@ def is_unit_name(text: str) -> bool:
 
 
 def is_launchd_label(text: str) -> bool:
-    return only(text, _LABEL_CHARS) and text[0] not in ".-"
+    return only(text, _LABEL_CHARS) and text[0] not in ".-@"
