@@ -1,5 +1,5 @@
 {
-  description = "nixseal: age-encrypted secrets in git, installed on NixOS at activation";
+  description = "nixseal: age-encrypted secrets in git, installed on NixOS and nix-darwin at activation";
 
   # nixpkgs only: consumers point it at their own with
   # `inputs.nixseal.inputs.nixpkgs.follows = "nixpkgs"`, so nixseal adds no
@@ -10,12 +10,18 @@
     let
       inherit (nixpkgs) lib;
 
-      # pyrage is packaged from its PyPI wheels, which exist for these two.
-      systems = [
+      # pyrage is packaged from its PyPI wheels, which exist for these: the
+      # package, the CLI and the development shell on Linux and macOS.
+      linuxSystems = [
         "x86_64-linux"
         "aarch64-linux"
       ];
-      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      systems = linuxSystems ++ [
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ];
+      forSystems = systems: f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      forAllSystems = forSystems systems;
 
       # Built with the consumer's pkgs (the module's `pkgs`), not ours: one
       # Python, one nixpkgs, and any system their nixpkgs supports.
@@ -25,7 +31,8 @@
       hostNames = lib.attrNames (lib.filterAttrs (_: type: type == "directory") (builtins.readDir ./hosts));
     in
     {
-      # ---- Public outputs: what a NixOS configuration consumes. ----------
+      # ---- Public outputs: what a NixOS, nix-darwin or home-manager -----
+      # ---- configuration consumes. ---------------------------------------
 
       nixosModules.nixseal = { lib, pkgs, ... }:
         {
@@ -40,6 +47,13 @@
           nixseal.package = lib.mkDefault (packageFor pkgs);
         };
       homeManagerModules.default = self.homeManagerModules.nixseal;
+
+      darwinModules.nixseal = { lib, pkgs, ... }:
+        {
+          imports = [ ./modules/darwin ];
+          nixseal.package = lib.mkDefault (packageFor pkgs);
+        };
+      darwinModules.default = self.darwinModules.nixseal;
 
       overlays.default = final: _prev: { nixseal = packageFor final; };
 
@@ -64,7 +78,8 @@
       # ---- Development outputs: this repository's own checks and tools. --
       # Kept apart so that consumers never evaluate (or build) them.
 
-      checks = forAllSystems (
+      # NixOS VM tests and NixOS hosts: Linux only.
+      checks = forSystems linuxSystems (
         pkgs:
         import ./checks {
           inherit self pkgs hostNames;

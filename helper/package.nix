@@ -62,6 +62,8 @@ python3Packages.buildPythonApplication {
     "tests/test_docs.py"
     "tests/test_examples.py"
     "tests/test_flake.py"
+    # pyrage's wheels downloaded from PyPI, and pyrage.nix (outside the source)
+    "tests/test_pyrage.py"
     "tests/test_troubleshooting.py"
     "tests/test_twins.py"
     # a Debian guest under systemd-nspawn: root, and the network to build it

@@ -1,4 +1,5 @@
-# Offline evaluation of NixOS hosts and home-manager users that use nixseal:
+# Offline evaluation of NixOS hosts, nix-darwin hosts and home-manager
+# users that use nixseal:
 # the real nixpkgs lib, the stubs in ./stubs, the fake pkgs in ./pkgs.nix.
 #
 #   let h = import ./checks/eval/lib.nix { lib-path = /path/to/nixpkgs-lib; };
@@ -38,6 +39,7 @@ rec {
   # The nixseal NixOS module (what the flake's nixosModules.nixseal imports).
   nixosModule = ../../modules/security;
   homeManagerModule = ../../modules/home-manager;
+  darwinModule = ../../modules/darwin;
 
   # Evaluate a NixOS host. Returns { config, options, pkgs, failedAssertions
   # (messages), warnings }. `modules`: the host's modules; nixseal's module
@@ -86,6 +88,15 @@ rec {
     evaluate {
       stubs = ./stubs/home-manager.nix;
       modules = lib.optional withNixseal homeManagerModule ++ modules;
+      inherit pkgs specialArgs;
+    };
+
+  # Evaluate a nix-darwin host (stubs/darwin.nix). Same arguments and
+  # result; the fake pkgs are aarch64-darwin's unless `pkgsArgs` say.
+  evalDarwin = { modules ? [ ], withNixseal ? true, pkgsArgs ? { }, pkgs ? fakePkgs ({ system = "aarch64-darwin"; } // pkgsArgs), specialArgs ? { } }:
+    evaluate {
+      stubs = ./stubs/darwin.nix;
+      modules = lib.optional withNixseal darwinModule ++ modules;
       inherit pkgs specialArgs;
     };
 }

@@ -20,6 +20,8 @@ let
     ];
   };
 
+  darwin = harness.evalDarwin { };
+
   relative = file: lib.removePrefix "${repoRoot}/" (toString file);
 
   # Module arguments an example may use. Such an example is not a whole
@@ -117,6 +119,28 @@ let
     `environment.etc`, or use userborn or systemd-sysusers.
   '';
 
+  darwinIntro = ''
+    Import `darwinModules.nixseal` (the module `modules/darwin`) in a
+    nix-darwin configuration; [nix-darwin](darwin.md) has an example.
+    `nixseal.secrets` and `nixseal.templates` mean what they mean on
+    NixOS, but for `restartUnits` and `reloadUnits`, which name launchd
+    jobs by label (`org.nixos.<name>` for nix-darwin's
+    `launchd.daemons.<name>`), and `group`, which defaults to the owner's
+    primary group. Not declared, as macOS has no counterpart:
+    `neededForUsers`, the systemd credentials (`credentialFor`,
+    `sealCredential`, `credentialName`), `nixseal.activation`,
+    `nixseal.inferRestarts`, `nixseal.useTmpfs` and the readiness target.
+
+    When secrets are installed: at boot by the launchd daemon
+    `org.nixos.nixseal-install` (`RunAtLoad`, output in
+    `nixseal.logFile`), and on `darwin-rebuild switch` by the activation
+    script, right after its `users` step (users and groups exist) and
+    before its `launchd` step (services reload with their secrets in
+    place). Generations live on a RAM disk mounted on `nixseal.mountPoint`;
+    changed secrets' jobs are restarted with `launchctl kickstart -k
+    system/<label>`.
+  '';
+
   section = title: intro: docs: ''
     ## ${title}
 
@@ -132,7 +156,8 @@ lib.concatStringsSep "\n" [
   ''
   (section "NixOS module" nixosIntro (docsOf nixos))
   (section "home-manager module"
-    "Import the flake's home-manager module (the module `modules/home-manager`) in a user's configuration. Paths may start with `%r`, the user's `$XDG_RUNTIME_DIR`. The user unit `nixseal.service` (wanted by `default.target`) installs the secrets with the user's own keys at login and when a switch changes the manifest; order user services that read them `After=nixseal.service`."
+    "Import the flake's home-manager module (the module `modules/home-manager`) in a user's configuration. Paths may start with `%r`, the user's `$XDG_RUNTIME_DIR` (on macOS, the user's temporary directory, `getconf DARWIN_USER_TEMP_DIR`). The user unit `nixseal.service` (wanted by `default.target`) installs the secrets with the user's own keys at login and when a switch changes the manifest; order user services that read them `After=nixseal.service`. On macOS the launchd agent `org.nix-community.home.nixseal` (`RunAtLoad`) does, and `restartUnits` name the user's launchd agents by label."
     (docsOf home)
   )
+  (section "nix-darwin module" darwinIntro (docsOf darwin))
 ]

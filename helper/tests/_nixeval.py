@@ -26,6 +26,12 @@ BASE_HOST = """{
   users.groups.grafana = { };
 }"""
 
+# A nix-darwin host most darwin tests start from.
+BASE_DARWIN = """{
+  networking.hostName = "web1";
+  users.users.alice = { uid = 501; home = "/Users/alice"; };
+}"""
+
 BASE_HOME = """{
   home.username = "carol";
   home.homeDirectory = "/home/carol";
@@ -106,3 +112,8 @@ def failed(*modules: str) -> list[str]:
 def home(*modules: str, select: str = "config.nixseal.manifest", **kwargs: Any) -> Any:
     """Evaluate a home-manager configuration of BASE_HOME and modules."""
     return evaluate(_select("evalHome", (BASE_HOME, *modules), select), **kwargs)
+
+
+def darwin(*modules: str, select: str = "config.nixseal.manifest", **kwargs: Any) -> Any:
+    """Evaluate a nix-darwin host of BASE_DARWIN and modules (evalDarwin)."""
+    return evaluate(_select("evalDarwin", (BASE_DARWIN, *modules), select), **kwargs)

@@ -34,7 +34,8 @@ from conftest import (
 
 from nixseal.age import crypto
 
-SYSTEMS = ("x86_64-linux", "aarch64-linux")
+LINUX = ("x86_64-linux", "aarch64-linux")
+SYSTEMS = (*LINUX, "x86_64-darwin", "aarch64-darwin")
 STUB = HELPER_DIR / "tests/stub-nixpkgs"
 # What a git checkout of the repository holds (see .gitignore).
 IGNORED = shutil.ignore_patterns(
@@ -60,6 +61,7 @@ HOSTS = sorted(p.name for p in (REPO_ROOT / "hosts").iterdir() if p.is_dir())
 SUMMARIES = {
     "nixosModules": "ms: builtins.mapAttrs (_: m: builtins.isFunction m) ms",
     "homeManagerModules": "ms: builtins.mapAttrs (_: m: builtins.isFunction m) ms",
+    "darwinModules": "ms: builtins.mapAttrs (_: m: builtins.isFunction m) ms",
     "overlays": "os: builtins.mapAttrs (_: o: builtins.isFunction o) os",
     "lib": "l: builtins.mapAttrs (_: builtins.isFunction) l",
     "packages": """ps: builtins.mapAttrs (_: builtins.mapAttrs (_: p: {
@@ -71,6 +73,7 @@ SUMMARIES = {
         postInstall = p.postInstall or null;
         nativeBuildInputs = map (d: d.name) (p.nativeBuildInputs or [ ]);
         wheel = { inherit (p.pyrage.src) url hash; inherit (p.pyrage) format; };
+        pyrageInputs = map (d: d.name) (p.pyrage.nativeBuildInputs or [ ]);
       })) ps""",
     "apps": "as: builtins.mapAttrs (_: builtins.mapAttrs (_: a: { inherit (a) type program; })) as",
     "devShells": """ds: builtins.mapAttrs (_: builtins.mapAttrs (_: d: {
@@ -142,6 +145,7 @@ def test_flake_check_evaluates_every_output(flake_dirs: tuple[Path, Path]) -> No
 def test_public_outputs(outputs: dict[str, Any]) -> None:
     assert outputs["nixosModules"] == {"nixseal": True, "default": True}
     assert outputs["homeManagerModules"] == {"nixseal": True, "default": True}
+    assert outputs["darwinModules"] == {"nixseal": True, "default": True}
     assert outputs["overlays"] == {"default": True}
     assert outputs["lib"] == {"publicOf": True}
     assert sorted(outputs["packages"]) == sorted(SYSTEMS)
@@ -158,7 +162,13 @@ def test_public_outputs(outputs: dict[str, Any]) -> None:
         arch = system.split("-")[0]
         assert wheel["format"] == "wheel"
         assert wheel["url"].startswith("https://files.pythonhosted.org/packages/")
-        assert wheel["url"].endswith(f"-cp310-abi3-manylinux_2_17_{arch}.manylinux2014_{arch}.whl")
+        if system in LINUX:
+            tag = f"manylinux_2_17_{arch}.manylinux2014_{arch}"
+        else:  # one wheel for both Macs
+            tag = "macosx_10_12_x86_64.macosx_11_0_arm64.macosx_10_12_universal2"
+        assert wheel["url"].endswith(f"-cp310-abi3-{tag}.whl")
+        patched = "auto-patchelf-hook" in pkg["pyrageInputs"]
+        assert patched == (system in LINUX), "autoPatchelfHook on Linux only"
         assert wheel["hash"].startswith("sha256-") and len(wheel["hash"]) == 51
         app = outputs["apps"][system]["default"]
         assert app["type"] == "app" and app["program"].endswith("/bin/nixseal")
@@ -172,6 +182,9 @@ def test_development_outputs(outputs: dict[str, Any]) -> None:
         for tool in ("python3-env[pyrage-", "structlog", "pytest", "age", "nixpkgs-fmt", "ruff"):
             assert tool in names, f"devShell lacks {tool}"
         assert outputs["formatter"][system]["name"] == "nixpkgs-fmt"
+    # VM tests and NixOS hosts: Linux only.
+    assert sorted(outputs["checks"]) == sorted(LINUX)
+    for system in LINUX:
         checks = outputs["checks"][system]
         expected = {f"eval-{h}" for h in HOSTS} | {"nixseal", "lint", "format"}
         for name, scenario in SCENARIOS.items():

@@ -235,14 +235,16 @@ def test_user_unit_installs_with_the_users_own_key(tmp_path: Path) -> None:
     assert (runtime / "secrets").is_symlink()
 
 
-def test_no_user_unit_off_linux_and_a_warning_names_the_secrets() -> None:
+def test_no_user_unit_off_linux_and_macos_and_a_warning_names_the_secrets() -> None:
+    # (macOS gets a launchd agent: tests/test_darwin_module.py)
     expr = (
-        'let r = h.evalHome { pkgsArgs = { system = "aarch64-darwin"; };'
+        'let r = h.evalHome { pkgsArgs = { system = "x86_64-freebsd"; };'
         f" modules = [ ({BASE_HOME_EXPR}) ({mod(TOKEN)}) ]; }};"
-        " in { units = builtins.attrNames r.config.systemd.user.services; inherit (r) warnings; }"
+        " in { units = builtins.attrNames r.config.systemd.user.services;"
+        " agents = r.config.launchd.agents; inherit (r) warnings; }"
     )
     r = evaluate(expr)
-    assert r["units"] == []
+    assert r["units"] == [] and r["agents"] == {}
     assert any("carol/token" in w and "systemd" in w for w in r["warnings"]), r["warnings"]
 
 

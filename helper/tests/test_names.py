@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from nixseal.engine import manifest
 from nixseal.errors import RulesError
 from nixseal.repo import rules
-from nixseal.util.names import is_secret_name, is_unit_name
+from nixseal.util.names import is_launchd_label, is_secret_name, is_unit_name
 
 pytestmark = needs_nix
 
@@ -111,6 +111,23 @@ BAD_UNITS = [
     "[x].service",
 ]
 
+# launchd labels (macOS): restartUnits of the darwin module.
+GOOD_LABELS = [
+    "org.nixos.nginx",
+    "com.example.app",
+    "a",
+    "_x",
+    "0",
+    "a.b-c_d",
+    "x.service",
+    "org.nix-community.home.nixseal",
+    "a..b",
+    "a.",
+    "a" * 10_000,
+    "homebrew.mxcl.postgresql@16",
+]
+BAD_LABELS = ["", ".x", "-x", "@x", "a/b", "system/a", "a b", "é", "a\n", "a:b", "a%b", "$x", " a"]
+
 
 def nix_verdicts(check: str, strings: list[str]) -> list[bool]:
     """`check` (a Nix function of a string, in scope: manifestLib, optionsLib) on each string."""
@@ -133,6 +150,10 @@ def nix_names(strings: list[str]) -> list[bool]:
 
 def nix_units(strings: list[str]) -> list[bool]:
     return nix_verdicts("optionsLib.unitNameType.check", strings)
+
+
+def nix_labels(strings: list[str]) -> list[bool]:
+    return nix_verdicts("optionsLib.launchdLabelType.check", strings)
 
 
 def python_name(name: str) -> bool:
@@ -177,6 +198,13 @@ def test_fixed_units_agree() -> None:
     assert nix_units(strings) == expected
 
 
+def test_fixed_labels_agree() -> None:
+    strings = GOOD_LABELS + BAD_LABELS
+    expected = [True] * len(GOOD_LABELS) + [False] * len(BAD_LABELS)
+    assert [is_launchd_label(s) for s in strings] == expected
+    assert nix_labels(strings) == expected
+
+
 def test_nul_is_refused_by_the_helper() -> None:
     # A Nix string cannot hold NUL (it ends there), so no module writes one;
     # a manifest or rules file written by hand can.
@@ -217,3 +245,9 @@ def test_generated_names_agree(names: list[str]) -> None:
 @given(st.lists(_UNIT_LIKE, min_size=30, max_size=100))
 def test_generated_units_agree(units: list[str]) -> None:
     assert nix_units(units) == [python_unit(u) for u in units]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(_NAME_LIKE, min_size=30, max_size=100))
+def test_generated_labels_agree(labels: list[str]) -> None:
+    assert nix_labels(labels) == [is_launchd_label(u) for u in labels]

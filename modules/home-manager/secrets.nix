@@ -1,8 +1,11 @@
 # Per-user secrets for home-manager: encrypted to the user's own key in the
 # rules file, decrypted with the user's identity by a systemd user unit
-# running `nixseal install` in user mode, into $XDG_RUNTIME_DIR (`%r`). The
-# entries' options, the manifest and its checks are the NixOS module's
-# (../lib); owners are not: every file belongs to the user.
+# running `nixseal install` in user mode, into $XDG_RUNTIME_DIR (`%r`). On
+# macOS a launchd agent runs it instead, and `%r` is the user's temporary
+# directory (`getconf DARWIN_USER_TEMP_DIR`), as agenix's and sops-nix's
+# home-manager modules use there. The entries' options, the manifest and
+# its checks are the NixOS module's (../lib); owners are not: every file
+# belongs to the user.
 { config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption mkIf types literalExpression literalMD attrValues optional;
@@ -28,6 +31,7 @@ let
       inherit (cfg) mountPoint symlinkPath keepGenerations identityPaths;
       useTmpfs = false;
       userMode = true;
+      platform = if isDarwin then "darwin" else "linux";
     };
     inherit secrets templates;
   };
@@ -44,9 +48,13 @@ let
       notGiven = s: "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to user \"${user}\": add \"${user}\" to users of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\"";
     };
 
-  # systemd user units exist on Linux only (home-manager also runs on macOS).
+  # systemd user units exist on Linux only; on macOS a launchd agent runs
+  # the install.
   isLinux = pkgs.stdenv.hostPlatform.isLinux;
+  isDarwin = pkgs.stdenv.hostPlatform.isDarwin;
+  services = if isDarwin then optionsLib.launchdServices else optionsLib.systemdServices;
   systemctl = "${pkgs.systemd}/bin/systemctl";
+  install = "${cfg.package}/libexec/nixseal-install --manifest ${manifestFile}";
 in
 {
   options.nixseal = {
@@ -55,6 +63,7 @@ in
         inherit (cfg) rules;
         pathPrefix = _: cfg.symlinkPath;
         pathPrefixText = "\${config.nixseal.symlinkPath}";
+        inherit services;
       }));
       default = { };
       example = literalExpression ''{ "carol/github-token" = { }; }'';
@@ -65,7 +74,7 @@ in
       '';
     };
     templates = mkOption {
-      type = types.attrsOf (optionsLib.entryType (optionsLib.templateFields { inherit (cfg) symlinkPath; }));
+      type = types.attrsOf (optionsLib.entryType (optionsLib.templateFields { inherit (cfg) symlinkPath; inherit services; }));
       default = { };
       description = "Files rendered from text holding placeholders of this user's secrets.";
     };
@@ -116,7 +125,7 @@ in
         }
       ];
 
-      warnings = optional (!isLinux) "nixseal: the home-manager module installs secrets with a systemd user unit, and ${pkgs.stdenv.hostPlatform.system} has no systemd: the secrets in nixseal.secrets (${lib.concatMapStringsSep ", " (s: s.name) secrets}) are not installed; declare them on Linux hosts only";
+      warnings = optional (!isLinux && !isDarwin) "nixseal: the home-manager module installs secrets with a systemd user unit (a launchd agent on macOS), and ${pkgs.stdenv.hostPlatform.system} has neither: the secrets in nixseal.secrets (${lib.concatMapStringsSep ", " (s: s.name) secrets}) are not installed; declare them on Linux or macOS only";
     })
     (mkIf ((cfg.secrets != { } || cfg.templates != { }) && isLinux) {
       # It runs at every login. A new manifest changes ExecStart; whether
@@ -140,9 +149,27 @@ in
         Service = {
           Type = "oneshot";
           RemainAfterExit = true;
-          ExecStart = "${cfg.package}/libexec/nixseal-install --manifest ${manifestFile}";
+          ExecStart = install;
         };
         Install.WantedBy = [ "default.target" ];
+      };
+    })
+    (mkIf ((cfg.secrets != { } || cfg.templates != { }) && isDarwin) {
+      # Run at login (RunAtLoad). A new manifest changes the agent's
+      # arguments, and home-manager's activation boots a changed agent out
+      # and in again, which runs it. launchd gives an agent no runtime
+      # directory: `%r` is the user's temporary directory, asked of the
+      # system each run (it differs between users and machines).
+      launchd.agents.nixseal = {
+        enable = true;
+        config = {
+          ProgramArguments = [
+            "/bin/sh"
+            "-c"
+            "XDG_RUNTIME_DIR=\"$(/usr/bin/getconf DARWIN_USER_TEMP_DIR)\" exec ${install}"
+          ];
+          RunAtLoad = true;
+        };
       };
     })
   ];

@@ -96,13 +96,14 @@ rec {
   renderedDir = "rendered";
 
   # settings: mountPoint symlinkPath keepGenerations useTmpfs identityPaths
-  # userMode, and systemdCreds (the program, read only when a secret is
+  # userMode platform ("linux", or "darwin": a RAM disk instead of a ramfs,
+  # launchd labels instead of systemd units), and systemdCreds (the program, read only when a secret is
   # sealed); secrets and templates: lists of evaluated entries; restarts:
   # units to restart besides their own, by `secrets` and `templates` and
   # then by name (nixseal.inferredRestartUnits).
   build = { settings, secrets, templates ? [ ], restarts ? { } }: {
     version = 1;
-    inherit (settings) mountPoint symlinkPath keepGenerations useTmpfs userMode;
+    inherit (settings) mountPoint symlinkPath keepGenerations useTmpfs userMode platform;
     # NixOS's restart lists (/run/nixos/activation-restart-list) are
     # deprecated (switch-to-configuration warns; gone in NixOS 26.11): the
     # helper signals units with systemctl, after the switch in script mode

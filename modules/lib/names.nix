@@ -17,4 +17,10 @@ in
   # nixpkgs' pattern for systemd unit names (its unitNameType): a typo in
   # restartUnits fails the build instead of a restart at switch time.
   unitName = "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
+
+  # A launchd job's label on macOS (nix-darwin's `org.nixos.<name>`,
+  # Homebrew's `homebrew.mxcl.postgresql@16`), which restartUnits name
+  # there: no "/" (launchctl's targets are <domain>/<label>), never ".",
+  # "-" or "@" first.
+  launchdLabel = "[A-Za-z0-9_][A-Za-z0-9._@-]*";
 }

@@ -14,6 +14,28 @@ rec {
 
   unitNameType = types.strMatching names.unitName;
 
+  launchdLabelType = types.strMatching names.launchdLabel // {
+    description = "launchd label (a string of [A-Za-z0-9._@-], not starting with \".\", \"-\" or \"@\")";
+  };
+
+  # What restartUnits and reloadUnits name: systemd units (NixOS and
+  # home-manager on Linux), or launchd jobs by label (nix-darwin, and
+  # home-manager on macOS).
+  systemdServices = {
+    type = unitNameType;
+    example = "nginx.service";
+    what = "Units";
+    restart = "restart";
+    reload = "reload (or restart, when they cannot reload)";
+  };
+  launchdServices = {
+    type = launchdLabelType;
+    example = "org.nixos.nginx";
+    what = "launchd jobs, by label,";
+    restart = "restart (`launchctl kickstart -k`)";
+    reload = "restart (launchd has no reload, so this is the same `launchctl kickstart -k`)";
+  };
+
   modeType = types.strMatching "0?[0-7]{3}";
 
   # Private keys are read on the machine: a Nix path, or a path into the
@@ -28,32 +50,34 @@ rec {
   secret = { what = "secret"; file = "decrypted file"; };
   template = { what = "template"; file = "rendered file"; };
 
-  # What every entry has, in both modules: its mode and the units told when
-  # it changes. `kind`: `secret` or `template`.
-  entryOptions = kind: {
+  # What every entry has, in every module: its mode and the services told
+  # when it changes. `kind`: `secret` or `template`; `services`:
+  # `systemdServices` or `launchdServices`.
+  entryOptions = kind: services: {
     mode = mkOption {
       type = modeType;
       default = "0400";
       description = "Permissions of the ${kind.file}, in octal.";
     };
     restartUnits = mkOption {
-      type = types.listOf unitNameType;
+      type = types.listOf services.type;
       default = [ ];
-      example = [ "nginx.service" ];
-      description = "Units to restart when this ${kind.what} changes (not on first install).";
+      example = [ services.example ];
+      description = "${services.what} to ${services.restart} when this ${kind.what} changes (not on first install).";
     };
     reloadUnits = mkOption {
-      type = types.listOf unitNameType;
+      type = types.listOf services.type;
       default = [ ];
-      example = [ "nginx.service" ];
-      description = "Units to reload (or restart, when they cannot reload) when this ${kind.what} changes.";
+      example = [ services.example ];
+      description = "${services.what} to ${services.reload} when this ${kind.what} changes.";
     };
   };
 
   # A secret's fields for `entryType`. `rules`: the module's nixseal.rules,
   # which gives `file` its default. `pathPrefix entry`: the directory of
-  # the default path; `pathPrefixText`, the same as users should read it.
-  secretFields = { rules, pathPrefix, pathPrefixText }: { name, config, ... }: {
+  # the default path; `pathPrefixText`, the same as users should read it;
+  # `services`: what restartUnits name (`systemdServices` by default).
+  secretFields = { rules, pathPrefix, pathPrefixText, services ? systemdServices }: { name, config, ... }: {
     options = {
       name = mkOption {
         type = types.str;
@@ -83,12 +107,12 @@ rec {
           is a symlink to it.
         '';
       };
-    } // entryOptions secret;
+    } // entryOptions secret services;
   };
 
   # A template's fields for `entryType`; `symlinkPath`: the module's
-  # nixseal.symlinkPath.
-  templateFields = { symlinkPath }: { name, config, ... }: {
+  # nixseal.symlinkPath; `services` as for secretFields.
+  templateFields = { symlinkPath, services ? systemdServices }: { name, config, ... }: {
     options = {
       name = mkOption {
         type = types.str;
@@ -127,7 +151,7 @@ rec {
         defaultText = literalExpression ''"''${config.nixseal.symlinkPath}/${renderedDir}/''${config.name}"'';
         description = "Where the rendered file appears.";
       };
-    } // entryOptions template;
+    } // entryOptions template services;
   };
 
   # Where a manifest's generations live, the same for both modules but for

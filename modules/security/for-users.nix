@@ -30,6 +30,7 @@ let
       mountPoint = "${dir}.d";
       symlinkPath = dir;
       userMode = false;
+      platform = "linux";
     };
     secrets = map (s: s // { owner = "0"; group = "0"; restartUnits = lib.unique (s.restartUnits ++ passwordUnits); }) secrets;
   };

@@ -19,6 +19,7 @@ let
     settings = {
       inherit (cfg) mountPoint symlinkPath keepGenerations useTmpfs identityPaths;
       userMode = false;
+      platform = "linux";
       systemdCreds = "${config.systemd.package}/bin/systemd-creds";
     };
     secrets = split.wrong;

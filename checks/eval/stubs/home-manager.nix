@@ -54,6 +54,41 @@ in
       );
       default = { };
     };
+    # launchd/default.nix: per-user agents (macOS), each a plist
+    # (launchd/launchd.nix: the keys the module sets, nullOr, default null)
+    launchd.agents = mkOption {
+      type = types.attrsOf (
+        types.submodule (
+          { name, ... }:
+          {
+            options = {
+              enable = mkOption {
+                type = types.bool;
+                default = false;
+              };
+              config = mkOption {
+                type = types.submodule {
+                  options = {
+                    Label = mkOption { type = types.str; };
+                    ProgramArguments = mkOption {
+                      type = types.nullOr (types.listOf types.str);
+                      default = null;
+                    };
+                    RunAtLoad = mkOption {
+                      type = types.nullOr types.bool;
+                      default = null;
+                    };
+                  };
+                };
+                default = { };
+              };
+            };
+            config.config.Label = lib.mkDefault "org.nix-community.home.${name}";
+          }
+        )
+      );
+      default = { };
+    };
     # systemd.nix: INI-shaped (`<unit>.<Section>.<Key> = value`)
     systemd.user.services = mkOption {
       type = types.attrsOf unitType;

@@ -181,6 +181,7 @@ def _hand_over(activation: Activation, units: Units, log: Logger) -> bool:
         activation.root is None,
         log,
         user=m.user_mode,
+        darwin=m.platform == "darwin",
     )
 
 

@@ -23,7 +23,7 @@ from nixseal.engine import generation as gen
 from nixseal.engine import record as rec
 from nixseal.engine.commit import Commit
 from nixseal.engine.decryption import Identities
-from nixseal.engine.manifest import Entry, Manifest
+from nixseal.engine.manifest import DARWIN, Entry, Manifest
 from nixseal.engine.ownership import Accounts
 from nixseal.engine.plan import plan
 from nixseal.engine.restart import Units
@@ -114,7 +114,7 @@ class Activation:
             return
         self.store = gen.Store.open(self.top, self.m.mount_point, shown, self.keys_gid)
         if self.mount:
-            self.store.mount(self.m.use_tmpfs, self.keys_gid or 0)
+            self.store.mount(self.m.use_tmpfs, self.keys_gid or 0, self.m.platform == DARWIN)
         self.store.ensure_mode(self.keys_gid)
 
     def clear_pending(self, number: int) -> None:

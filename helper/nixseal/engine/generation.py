@@ -1,6 +1,7 @@
 """Generations on disk: the mount, the lock, generation directories, the switch.
 
-Layout under the mount point (ramfs, so plaintext never reaches a disk)::
+Layout under the mount point (ramfs, or a RAM disk on macOS, so plaintext
+never reaches a disk)::
 
     <mountPoint>/<N>/...     generation N: the secrets and rendered templates
     <mountPoint>/<N>.json    generation N's record (nixseal.engine.record), root-only
@@ -152,11 +153,22 @@ class Store:
 
     # -- the mount and the directory's owner ------------------------------------
 
-    def mount(self, use_tmpfs: bool, gid: int) -> bool:
-        """Mount ramfs (or tmpfs) here unless something is mounted; True if this did."""
+    def mount(self, use_tmpfs: bool, gid: int, darwin: bool = False) -> bool:
+        """Mount ramfs (or tmpfs; on macOS a RAM disk) here unless something is
+        mounted; True if this did."""
         here, above = os.fstat(self.dir.fd), os.fstat(self.parent.fd)
         if here.st_dev != above.st_dev or here.st_ino == above.st_ino:
             return False
+        if darwin:
+            from nixseal.engine.darwin import mount_ram_disk
+
+            step()
+            # By path: macOS has no /proc/self/fd to name the descriptor
+            # (the path is physical, its parents reached by the safe walk).
+            mount_ram_disk(self.path, self.shown)
+            self._open(create=False, gid=None)
+            self.ensure_mode(gid)
+            return True
         import ctypes
 
         fstype = b"tmpfs" if use_tmpfs else b"ramfs"

@@ -13,7 +13,14 @@ from types import MappingProxyType
 from nixseal.errors import ManifestError
 from nixseal.util import fastjson
 from nixseal.util.lean import NamedTuple
-from nixseal.util.names import SEGMENT_CHARS, is_secret_name, is_segment, is_unit_name, only
+from nixseal.util.names import (
+    SEGMENT_CHARS,
+    is_launchd_label,
+    is_secret_name,
+    is_segment,
+    is_unit_name,
+    only,
+)
 from nixseal.util.readfile import MANIFEST_LIMIT, read_regular
 
 TYPE_CHECKING = False
@@ -28,6 +35,13 @@ DEFAULT_KEEP_GENERATIONS = 1
 # Templates without a path of their own land here, inside the generation.
 RENDERED_DIR = "rendered"
 RUNTIME_DIR_TOKEN = "%r"  # noqa: S105 (a path token, not a password)
+# The system the manifest was built for: where the generations are mounted
+# (a ramfs or tmpfs on Linux, a RAM disk on macOS) and what restartUnits
+# name (systemd units, or launchd labels on macOS). Absent: Linux, as
+# before the field existed.
+LINUX = "linux"
+DARWIN = "darwin"
+PLATFORMS = (LINUX, DARWIN)
 
 # What Linux file systems hold: a name of 255 bytes, a path or a symlink's
 # target of 4,095 (PATH_MAX less its NUL).
@@ -56,6 +70,7 @@ TOP_KEYS = frozenset(
         "restartListPath",
         "reloadListPath",
         "systemdCreds",
+        "platform",
     }
 )
 _ENTRY_KEYS = {"name", "path", "mode", "owner", "group", "restartUnits", "reloadUnits"}
@@ -131,6 +146,7 @@ class Manifest(NamedTuple):
     restart_list_path: str | None = None
     reload_list_path: str | None = None
     systemd_creds: str | None = None  # the program sealing credentials, when a secret is sealed
+    platform: str = LINUX  # LINUX or DARWIN
 
     @property
     def entries(self) -> tuple[Entry, ...]:
@@ -246,6 +262,7 @@ class _Parser:
     """One parse; keeps userMode so path checks know whether %r is allowed."""
 
     user_mode = False
+    platform = LINUX
 
     def manifest(self, doc: Any) -> Manifest:
         obj = _object(doc, "manifest", TOP_KEYS)
@@ -255,6 +272,11 @@ class _Parser:
         if isinstance(version, bool) or version != VERSION:
             raise ManifestError(f"version: unsupported {version!r} (this nixseal reads 1)")
         self.user_mode = _bool(obj, "userMode", False)
+        self.platform = obj.get("platform", LINUX)
+        if self.platform not in PLATFORMS:
+            raise ManifestError(
+                f'platform: expected "linux" or "darwin", got {_shown(self.platform)}'
+            )
         mount_point = self.path(obj.get("mountPoint", DEFAULT_MOUNT_POINT), "mountPoint")
         symlink = self.path(obj.get("symlinkPath", DEFAULT_SYMLINK_PATH), "symlinkPath")
         if _within(symlink, mount_point) or _within(mount_point, symlink):
@@ -304,7 +326,10 @@ class _Parser:
             restart_list_path=lists["restartListPath"],
             reload_list_path=lists["reloadListPath"],
             systemd_creds=systemd_creds,
+            platform=self.platform,
         )
+        if self.platform == DARWIN:
+            _check_darwin(manifest)
         _check_layout(manifest)
         return manifest
 
@@ -344,9 +369,14 @@ class _Parser:
             "mode": mode,
             "owner": _account(obj.get("owner"), f"{where}.owner"),
             "group": _account(obj.get("group"), f"{where}.group"),
-            "restart_units": _units(obj.get("restartUnits", []), f"{where}.restartUnits"),
-            "reload_units": _units(obj.get("reloadUnits", []), f"{where}.reloadUnits"),
+            "restart_units": self.units(obj.get("restartUnits", []), f"{where}.restartUnits"),
+            "reload_units": self.units(obj.get("reloadUnits", []), f"{where}.reloadUnits"),
         }
+
+    def units(self, value: Any, where: str) -> tuple[str, ...]:
+        if self.platform == DARWIN:
+            return _labels(value, where)
+        return _units(value, where)
 
     def place(self, obj: Mapping[str, Any], where: str, default_rel: str, symlink: str) -> Any:
         """(path, rel): a path under symlinkPath is placed there in the generation."""
@@ -557,6 +587,30 @@ def _units(value: Any, where: str) -> tuple[str, ...]:
             raise ManifestError(f"{where}[{i}]: bad unit name {unit!r}")
         units.append(unit)
     return tuple(units)
+
+
+def _labels(value: Any, where: str) -> tuple[str, ...]:
+    labels = []
+    for i, label in enumerate(_list(value, where)):
+        if not isinstance(label, str) or not is_launchd_label(label):
+            raise ManifestError(
+                f"{where}[{i}]: bad launchd label {label!r} (on darwin these name launchd jobs, "
+                'such as "org.nixos.nginx")'
+            )
+        labels.append(label)
+    return tuple(labels)
+
+
+def _check_darwin(m: Manifest) -> None:
+    """What only Linux has: a tmpfs, and systemd's credentials."""
+    if m.use_tmpfs:
+        raise ManifestError('useTmpfs: a tmpfs is Linux\'s; platform "darwin" needs false')
+    if m.systemd_creds is not None:
+        raise ManifestError('systemdCreds: systemd is Linux\'s; platform "darwin" needs null')
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else _kind(value)
 
 
 def _kind(value: Any) -> str:

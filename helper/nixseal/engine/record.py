@@ -25,7 +25,7 @@ from nixseal.engine.manifest import RENDERED_DIR, is_name, is_normal_path, is_un
 from nixseal.util import fastjson
 from nixseal.util.digest import hmac_sha256
 from nixseal.util.lean import NamedTuple
-from nixseal.util.names import only
+from nixseal.util.names import is_launchd_label, only
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -177,7 +177,11 @@ def _hex64(value: Any) -> bool:
 
 
 def _units(value: Any) -> tuple[str, ...]:
-    _require(isinstance(value, list) and all(isinstance(u, str) and is_unit(u) for u in value))
+    # systemd units, or launchd labels on macOS (the manifest checked which).
+    _require(
+        isinstance(value, list)
+        and all(isinstance(u, str) and (is_unit(u) or is_launchd_label(u)) for u in value)
+    )
     return tuple(value)
 
 

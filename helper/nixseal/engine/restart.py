@@ -1,4 +1,5 @@
-"""Telling systemd about changed secrets: restart and reload lists, or systemctl.
+"""Telling systemd about changed secrets: restart and reload lists, or systemctl
+(on macOS, launchd: nixseal.engine.darwin).
 
 In activation-script mode NixOS collects units to restart in
 /run/nixos/activation-restart-list (and -reload-list) and acts on them
@@ -85,8 +86,10 @@ def apply(
     log: Logger,
     *,
     user: bool = False,
+    darwin: bool = False,
 ) -> bool:
-    """Hand units over to NixOS or systemd; True when all of them were handed over."""
+    """Hand units over to NixOS or systemd (launchd on macOS); True when all
+    of them were handed over."""
     ok = True
     for action, selected, list_path in (
         ("try-restart", units.restart, restart_list),
@@ -94,7 +97,15 @@ def apply(
     ):
         if not selected:
             continue
-        if list_path is not None:
+        if darwin and may_call_systemd:
+            from nixseal.engine.darwin import kickstart
+
+            # launchd has no reload: both lists are restarted.
+            if kickstart(selected, user, log):
+                log.info("units signalled", action="kickstart", units=list(selected))
+            else:
+                ok = False
+        elif list_path is not None:
             append_list(list_path, selected)
             log.info("units queued", action=action, units=list(selected), list=list_path)
         elif may_call_systemd and os.path.isdir(SYSTEMD_RUNNING):

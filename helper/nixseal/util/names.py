@@ -1,4 +1,4 @@
-"""Secret names and unit names: the one copy of their rules on the Python side.
+"""Secret names, unit names and launchd labels: the one copy of their rules on the Python side.
 
 The rules parser and the manifest parser both check names with these. The
 modules' copy is ``modules/lib/names.nix`` (as regular expressions);
@@ -19,6 +19,11 @@ _UNIT_TYPES = frozenset(
         *("target", "path", "timer", "scope", "slice"),
     ]
 )
+# A launchd job's label (macOS), as restartUnits name them there: reverse-DNS
+# words such as "org.nixos.nginx" (Homebrew's: "homebrew.mxcl.postgresql@16").
+# Never a "/", since it follows a domain in launchctl's service targets
+# (system/<label>), and never ".", "-" or "@" first.
+_LABEL_CHARS = SEGMENT_CHARS + "@"
 
 
 def only(text: str, chars: str) -> bool:
@@ -40,3 +45,7 @@ def is_secret_name(text: str) -> bool:
 def is_unit_name(text: str) -> bool:
     stem, dot, kind = text.rpartition(".")
     return bool(dot) and kind in _UNIT_TYPES and only(stem, _UNIT_CHARS)
+
+
+def is_launchd_label(text: str) -> bool:
+    return only(text, _LABEL_CHARS) and text[0] not in ".-@"

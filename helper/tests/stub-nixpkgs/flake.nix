@@ -20,6 +20,8 @@
       legacyPackages = lib.genAttrs [
         "x86_64-linux"
         "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
       ] pkgsFor;
     };
 }

@@ -74,7 +74,13 @@ let
     inherit lib python3Packages;
     stdenv = rec {
       # lib/systems/default.nix: canExecute compares the platforms' CPUs and kernels
-      hostPlatform = { inherit system; canExecute = p: p.system == system; };
+      # (and lib/systems/inspect.nix: isLinux, isDarwin by the kernel)
+      hostPlatform = {
+        inherit system;
+        canExecute = p: p.system == system;
+        isLinux = lib.hasSuffix "-linux" system;
+        isDarwin = lib.hasSuffix "-darwin" system;
+      };
       buildPlatform = hostPlatform;
       cc.cc.lib = package "gcc-lib";
     };
