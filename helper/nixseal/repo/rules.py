@@ -75,7 +75,19 @@ def check_key(key: str, where: str) -> None:
 
 
 _TOP_KEYS = ("version", "admins", "hosts", "users", "groups", "secrets")
-_SECRET_KEYS = ("hosts", "users", "generator", "source", "push", "rotate_after", "armor")
+_SECRET_KEYS = (
+    "hosts",
+    "users",
+    "generator",
+    "source",
+    "push",
+    "rotate_after",
+    "armor",
+    "format",
+)
+# What an age file may hold: its value as it is (binary), or a document of
+# many values that hosts take one key of each (docs/daily-work.md).
+FORMATS = ("binary", "json", "yaml", "toml", "dotenv", "ini")
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,7 @@ class SecretRule:
     # name (rotating it gives this one its value) and the output's name.
     part_of: str | None = None
     output: str | None = None
+    format: str = "binary"  # one of FORMATS: what the age file holds
 
 
 @dataclass(frozen=True)
@@ -610,6 +623,7 @@ class _Parser(GeneratorParser):
         armor = value.get("armor", False)
         if not isinstance(armor, bool):
             raise self.fail(table, "armor", "must be true or false")
+        fmt = self.format(table, value.get("format", "binary"))
         return SecretRule(
             name,
             tuple(dict.fromkeys(host_list)),
@@ -619,7 +633,13 @@ class _Parser(GeneratorParser):
             rotate_after,
             armor,
             push,
+            format=fmt,
         )
+
+    def format(self, table: str, value: Any) -> str:
+        if value not in FORMATS:
+            raise self.fail(table, "format", f"must be one of {', '.join(FORMATS)}")
+        return str(value)
 
     def secret_hosts(
         self,

@@ -62,6 +62,8 @@ let
     bcrypt = package "bcrypt";
     # pkgs/development/python-modules/tomlkit/default.nix
     tomlkit = package "tomlkit";
+    # pkgs/development/python-modules/pyyaml/default.nix
+    pyyaml = package "pyyaml";
     pytest = package "pytest";
     pytestCheckHook = package "pytest-check-hook";
     hypothesis = package "hypothesis";
