@@ -90,6 +90,19 @@ _SECRET_KEYS = (
 FORMATS = ("binary", "json", "yaml", "toml", "dotenv", "ini")
 
 
+def document_problem(fmt: str, value: bytes) -> str | None:
+    """Why value is not a document of format fmt (a secret's `format`), or None."""
+    if fmt == "binary":
+        return None
+    from nixseal.engine import document
+
+    try:
+        document.parse(fmt, value)
+    except document.DocumentError as err:
+        return str(err)
+    return None
+
+
 @dataclass(frozen=True)
 class Host:
     name: str
