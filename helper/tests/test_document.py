@@ -1,4 +1,4 @@
-"""Secrets taking one key of a document (nixseal.engine.document), installed
+"""Secrets taking one key of a document (nixseal.util.document), installed
 with real age encryption: each format, one decryption per file however
 many entries take keys of it, failures that cost only the entries taking
 the key, and changes noticed per entry."""
@@ -23,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nixseal.age import crypto
-from nixseal.engine import decryption, document
-from nixseal.engine.dotenv import parse as parse_dotenv
-from nixseal.engine.render import ESCAPES
-from nixseal.util import pool
+from nixseal.engine import decryption
+from nixseal.util import document, pool
+from nixseal.util.dotenv import parse as parse_dotenv
+from nixseal.util.dotenv import quote
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ def test_yaml_is_imported_only_for_a_yaml_document(scene: Scene, with_yaml: bool
     )
     modules = set(proc.stdout.split())
     assert ("yaml" in modules) is with_yaml
-    assert "nixseal.engine.document" in modules
+    assert "nixseal.util.document" in modules
     assert scene.live("k").read_bytes() == b"v"
 
 
@@ -279,7 +279,7 @@ def test_any_string_a_writer_puts_in_is_taken_out_exactly(value: str) -> None:
     if "\0" in value:
         return  # no environment holds a NUL
     # dotenv: as the typed placeholder quotes it (systemd's double quotes)
-    env = b"V=" + ESCAPES["dotenv"](expected) + b"\n"
+    env = b"V=" + quote(value).encode() + b"\n"
     assert document.take(document.parse("dotenv", env), ("V",)) == expected
 
 

@@ -61,7 +61,7 @@ TOP_KEYS = frozenset(
 _ENTRY_KEYS = {"name", "path", "mode", "owner", "group", "restartUnits", "reloadUnits"}
 _SECRET_KEYS = _ENTRY_KEYS | {"file", "seal", "format", "key"}
 # What an age file holds: the value as it is, or a document of many values
-# (nixseal.engine.document takes one key of it).
+# (nixseal.util.document takes one key of it).
 FORMATS = ("binary", "json", "yaml", "toml", "dotenv", "ini")
 _TEMPLATE_KEYS = _ENTRY_KEYS | {"content"}
 

@@ -9,7 +9,7 @@ same. A secret sealed as a systemd credential (nixseal.engine.seal) is
 decrypted and sealed again at each run, as its file holds no plaintext to
 reuse; whether it changed is still decided on the plaintext's digest, so
 an unchanged value restarts nothing. A secret taking one key of a
-document (nixseal.engine.document) is the value of that key: the document
+document (nixseal.util.document) is the value of that key: the document
 is parsed once per run, a key it lacks fails the secrets taking it alone,
 and whether a secret changed is decided on its own value, so a change to
 another key of the document restarts nothing of it. Nothing here ever
@@ -190,7 +190,7 @@ class Writer:
 
     def _take(self, entry: Secret, plaintext: bytes) -> bytes:
         """The value of entry's key in its document (parsed once per run)."""
-        from nixseal.engine import document
+        from nixseal.util import document
 
         where = (entry.file, entry.format)
         doc = self.documents.get(where, _UNPARSED)

@@ -33,6 +33,32 @@ def key_text(segments: tuple[str, ...]) -> str:
     return "/".join(s.replace("\\", "\\\\").replace("/", "\\/") for s in segments)
 
 
+def split_key(text: str) -> tuple[str, ...] | None:
+    """The segments of a key as the module's option spells it (key_text's
+    inverse); None when malformed: an empty segment, a stray backslash."""
+    segments: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for c in chars:
+        if c == "/":
+            segments.append("".join(current))
+            current = []
+        elif c == "\\":
+            escaped = next(chars, "")
+            if escaped not in ("/", "\\"):
+                return None
+            current.append(escaped)
+        else:
+            current.append(c)
+    segments.append("".join(current))
+    return None if "" in segments else tuple(segments)
+
+
+# How many segments a key of a format has, where that is fixed (ini:
+# section/option; dotenv: the variable's name).
+KEY_LENGTH = {"ini": 2, "dotenv": 1}
+
+
 def parse(fmt: str, data: bytes) -> Any:
     """The document in data; a DocumentError saying where it is not valid."""
     try:
@@ -164,7 +190,7 @@ def _ini(text: str) -> Any:
 
 
 def _dotenv(text: str) -> Any:
-    from nixseal.engine.dotenv import parse
+    from nixseal.util.dotenv import parse
 
     return parse(text)
 

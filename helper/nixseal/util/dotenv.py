@@ -22,6 +22,12 @@ _COMMENTS = "#;"
 _DOUBLE_QUOTE_ESCAPES = '"\\`$'
 
 
+def quote(text: str) -> str:
+    """text double-quoted, as parse (and systemd) read it back: with every
+    backslash doubled, a newline in the value is never a continuation."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def parse(text: str) -> dict[str, str]:
     reader = _Reader()
     step = reader.steps
