@@ -317,6 +317,18 @@ def test_a_document_saved_unparsable_twice_changes_nothing(
     assert repo.age_file("app").read_bytes() == before
 
 
+def test_an_editor_that_keeps_saving_mistakes_is_stopped(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _document_repo(repo, "json")
+    repo.encrypt("app", b'{"a": 1}')
+    monkeypatch.setenv("EDIT_ACTION", "seq:" + json.dumps(["{", "{{", "{{{", "{}"]))
+    r = repo.run("edit", "app")
+    assert r.code == 1 and r.err.count("opening it again") == 2, r.err
+    assert (tmp_path / "editor.log.n").read_text() == "3"  # opened three times, no more
+    assert repo.decrypt("app") == b'{"a": 1}'
+
+
 def test_encrypt_refuses_a_document_that_does_not_parse(repo: Repo) -> None:
     _document_repo(repo, "toml")
     r = repo.run("encrypt", "app", stdin=b"a = \n")

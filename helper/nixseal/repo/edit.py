@@ -27,6 +27,8 @@ MEMORY_FS = ("tmpfs", "ramfs")
 _CLEANUP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # vim and neovim otherwise keep swap, undo, backup and viminfo/shada files
 # (registers included) that may hold the plaintext on disk.
+# How many times the editor opens on a value that is refused.
+MAX_OPENINGS = 3
 _VIM_FLAGS = ["-n", "-i", "NONE", "--cmd", "set nobackup nowritebackup noundofile"]
 
 
@@ -181,7 +183,8 @@ def edit_privately(
 
     refuse says why a saved value cannot be kept (a document that does
     not parse), or None: the editor is opened again on what was saved, so
-    nothing typed is lost; saved again unchanged, the edit is given up.
+    nothing typed is lost; saved again unchanged, or refused MAX_OPENINGS
+    times, the edit is given up.
     """
     with private_dir("edit") as d:
         file = d / name.replace("/", "-")
@@ -189,12 +192,13 @@ def edit_privately(
         with os.fdopen(fd, "wb") as f:
             f.write(original)
         refused: bytes | None = None
-        while True:
+        for opened in range(1, MAX_OPENINGS + 1):
             edited = _run_once(name, file)
             problem = None if refuse is None else refuse(edited)
             if problem is None:
                 return edited
-            if edited == refused:
+            # An editor run by a script may save the same mistake forever.
+            if edited == refused or opened == MAX_OPENINGS:
                 raise NixsealError(f"{name}: {problem}; not changed")
             print(
                 f"nixseal edit: error: {name}: {problem}; opening it again "
@@ -202,6 +206,7 @@ def edit_privately(
                 file=sys.stderr,
             )
             refused = edited
+        raise AssertionError  # pragma: no cover (the loop's last turn raises)
 
 
 def _run_once(name: str, file: Path) -> bytes:
