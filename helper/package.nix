@@ -38,7 +38,9 @@ python3Packages.buildPythonApplication {
     python3Packages.bcrypt
     # the rules file edited with its comments kept (host, admin, user, group)
     python3Packages.tomlkit
-    # .sops.yaml and sops documents (import-sops)
+    # .sops.yaml and sops documents (import-sops), and structured secrets'
+    # YAML documents (imported by an install only when the manifest has a
+    # yaml entry)
     python3Packages.pyyaml
   ] ++ lib.optionals (python3Packages.pythonOlder "3.11") [ python3Packages.tomli ];
 
@@ -96,7 +98,8 @@ python3Packages.buildPythonApplication {
   #
   # libexec/nixseal-install is what the modules run: the install alone,
   # with an isolated interpreter that reads no site directory and finds
-  # exactly this package and pyrage (launcher/nixseal-install.in says why).
+  # exactly this package, pyrage and PyYAML (launcher/nixseal-install.in
+  # says why).
   postFixup = ''
     sed -i '1s|^#! *\(.*\)$|#!${coreutils}/bin/env -S --block-signal=INT,TERM \1|' \
       "$out/bin/.nixseal-wrapped"
@@ -107,10 +110,12 @@ python3Packages.buildPythonApplication {
       -e 's|@python@|${python3Packages.python.interpreter}|' \
       -e "s|@sitePackages@|$out/${python3Packages.python.sitePackages}|" \
       -e 's|@pyragePackages@|${pyrage}/${python3Packages.python.sitePackages}|' \
+      -e 's|@pyyamlPackages@|${python3Packages.pyyaml}/${python3Packages.python.sitePackages}|' \
       ${./launcher/nixseal-install.in} > "$out/libexec/nixseal-install"
     chmod 0555 "$out/libexec/nixseal-install"
     ! grep -q '@[a-zA-Z]*@' "$out/libexec/nixseal-install"
     test -d "${pyrage}/${python3Packages.python.sitePackages}/pyrage"
+    test -d "${python3Packages.pyyaml}/${python3Packages.python.sitePackages}/yaml"
   '' + lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
     "$out/libexec/nixseal-install" --help > /dev/null
   '';

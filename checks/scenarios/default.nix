@@ -22,12 +22,14 @@ let
   load = name: builtins.fromJSON (builtins.readFile (./. + "/${name}.json"));
 
   # The changes a named system makes on top of its host: secrets read from
-  # other files (changed, corrupt, wrongly encrypted ones) and secrets
-  # declared in addition.
+  # other files (changed, corrupt, wrongly encrypted ones), secrets
+  # declared in addition, and secrets declared with options of their own
+  # (`secrets`: name to options, `file` relative to the repository).
   systemModule = spec: {
     nixseal.secrets =
       mapAttrs (_: file: { file = repo + "/${file}"; }) (spec.files or { })
-      // genAttrs (spec.declare or [ ]) (_: { });
+      // genAttrs (spec.declare or [ ]) (_: { })
+      // mapAttrs (_: s: s // { file = repo + "/${s.file}"; }) (spec.secrets or { });
   };
 in
 rec {

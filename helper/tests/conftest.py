@@ -47,11 +47,15 @@ def pyrage_site() -> str:
     return str(Path(pyrage.__file__).resolve().parent.parent)
 
 
-def write_launcher(path: Path, python: str, site: str, pyrage_dir: str) -> Path:
-    """libexec/nixseal-install as helper/package.nix makes it, with these paths."""
+def write_launcher(
+    path: Path, python: str, site: str, pyrage_dir: str, pyyaml_dir: str | None = None
+) -> Path:
+    """libexec/nixseal-install as helper/package.nix makes it, with these paths
+    (PyYAML's: pyrage's unless given, as one site directory holds both here)."""
     text = LAUNCHER.read_text()
     values = {"env": "/usr/bin/env", "python": python, "sitePackages": site}
-    for name, value in {**values, "pyragePackages": pyrage_dir}.items():
+    dirs = {"pyragePackages": pyrage_dir, "pyyamlPackages": pyyaml_dir or pyrage_dir}
+    for name, value in {**values, **dirs}.items():
         text = text.replace(f"@{name}@", value)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -31,6 +31,13 @@ with open(log, "w") as f:
 if action.startswith("replace:"):
     with open(path, "wb") as f:
         f.write(action[len("replace:"):].encode())
+elif action.startswith("seq:"):
+    steps = json.loads(action[len("seq:"):])
+    counter = log + ".n"
+    n = int(open(counter).read()) if os.path.exists(counter) else 0
+    open(counter, "w").write(str(n + 1))
+    with open(path, "wb") as f:
+        f.write(steps[min(n, len(steps) - 1)].encode())
 elif action == "fail":
     sys.exit(3)
 elif action == "ctrlc":
@@ -257,3 +264,65 @@ def test_an_emptied_value_is_refused_unless_allowed(
     r = repo.run("edit", "--allow-empty", "db")
     assert r.code == 0, r.err
     assert repo.decrypt("db") == b""
+
+
+def _document_repo(repo: Repo, fmt: str) -> None:
+    repo.write_rules({"db": ["web1"], "app": ["web1"]})
+    with repo.rules.open("a") as f:
+        f.write(f'format = "{fmt}"\n')
+
+
+def test_a_document_that_does_not_parse_is_opened_again_then_kept(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _document_repo(repo, "yaml")
+    repo.encrypt("app", b"db:\n  password: old\n")
+    fixed = "db:\n  password: new\n"
+    monkeypatch.setenv("EDIT_ACTION", "seq:" + json.dumps(["db: [unclosed\n", fixed]))
+    r = repo.run("edit", "app")
+    assert r.code == 0, r.err
+    assert (
+        "nixseal edit: error: app: the document is not valid yaml (line 2, column 1); "
+        "opening it again (save it unchanged to give up)"
+    ) in r.err
+    # opened again on what was saved: nothing typed is lost
+    assert editor_log(tmp_path)["content"] == "db: [unclosed\n"
+    assert repo.decrypt("app") == fixed.encode()
+
+
+def test_a_document_saved_unparsable_twice_changes_nothing(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _document_repo(repo, "json")
+    repo.encrypt("app", b'{"a": 1}')
+    before = repo.age_file("app").read_bytes()
+    monkeypatch.setenv("EDIT_ACTION", 'replace:{"a": ')
+    r = repo.run("edit", "app")
+    assert r.code == 1
+    assert r.err.strip().endswith(
+        "app: the document is not valid json (line 1, column 7); not changed"
+    ), r.err
+    assert repo.age_file("app").read_bytes() == before
+
+
+def test_an_editor_that_keeps_saving_mistakes_is_stopped(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _document_repo(repo, "json")
+    repo.encrypt("app", b'{"a": 1}')
+    monkeypatch.setenv("EDIT_ACTION", "seq:" + json.dumps(["{", "{{", "{{{", "{}"]))
+    r = repo.run("edit", "app")
+    assert r.code == 1 and r.err.count("opening it again") == 2, r.err
+    assert (tmp_path / "editor.log.n").read_text() == "3"  # opened three times, no more
+    assert repo.decrypt("app") == b'{"a": 1}'
+
+
+def test_encrypt_refuses_a_document_that_does_not_parse(repo: Repo) -> None:
+    _document_repo(repo, "toml")
+    r = repo.run("encrypt", "app", stdin=b"a = \n")
+    assert r.code != 0
+    assert "app: the document is not valid toml (line 1, column 5); nothing written" in r.err
+    assert not repo.age_file("app").exists()
+    assert repo.run("encrypt", "app", stdin=b"a = 1\n").code == 0
+    # a binary secret takes anything
+    assert repo.run("encrypt", "db", stdin=b"a = \n").code == 0

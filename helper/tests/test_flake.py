@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import (
     HELPER_DIR,
     LAUNCHER,
@@ -321,8 +322,9 @@ def test_the_package_installs_completions_made_by_its_parser(
 
 def _run_fixup(fixup: str, out: Path) -> None:
     """The package's postFixup on out, with the store paths it names stood in
-    by this machine's: env, the interpreter, pyrage's site directory, the
-    launcher's template; the package's own site directory holds this helper."""
+    by this machine's: env, the interpreter, pyrage's and PyYAML's site
+    directories, the launcher's template; the package's own site directory
+    holds this helper."""
     (env_path,) = set(re.findall(r"(/nix/store/\S+/bin/env)\b", fixup))
     assert env_path.endswith("-coreutils-9.5/bin/env"), fixup
     (template,) = re.findall(r"(/nix/store/\S+-nixseal-install\.in)", fixup)
@@ -330,12 +332,16 @@ def _run_fixup(fixup: str, out: Path) -> None:
     (pyrage_dir,) = set(
         re.findall(r"(/nix/store/\S+-pyrage-\S+/lib/python3\.\d+/site-packages)", fixup)
     )
+    (pyyaml_dir,) = set(
+        re.findall(r"(/nix/store/\S+-pyyaml\S*/lib/python3\.\d+/site-packages)", fixup)
+    )
     site = re.search(r"\$out/(lib/python3\.\d+/site-packages)", fixup)
     assert site is not None, fixup
     (out / site.group(1)).mkdir(parents=True)
     (out / site.group(1) / "nixseal").symlink_to(HELPER_DIR / "nixseal")
     script = fixup.replace(env_path, "/usr/bin/env").replace(template, str(LAUNCHER))
     script = script.replace(pyrage_dir, pyrage_site()).replace(python, sys.executable)
+    script = script.replace(pyyaml_dir, str(Path(yaml.__file__).parent.parent))
     run = subprocess.run(
         ["bash", "-euc", script],
         env={**os.environ, "out": str(out)},
@@ -371,13 +377,13 @@ def test_the_package_starts_python_with_the_signals_blocked(
 
 
 @needs_nix
-def test_the_package_s_launcher_installs_with_only_the_package_and_pyrage(
+def test_the_package_s_launcher_installs_with_only_the_package_pyrage_and_pyyaml(
     outputs: dict[str, Any], tmp_path: Path
 ) -> None:
     """libexec/nixseal-install, as postFixup makes it: it installs a secret
     with signals blocked until nixseal's first statement, an isolated
     interpreter (no PYTHON* variable counts) and no site directory, so
-    nothing outside the package and pyrage is on its path."""
+    nothing outside the package, pyrage and PyYAML is on its path."""
     out = tmp_path / "out"
     (out / "bin").mkdir(parents=True)
     (out / "bin/.nixseal-wrapped").write_text(f"#!{sys.executable}\n")
@@ -389,13 +395,19 @@ def test_the_package_s_launcher_installs_with_only_the_package_and_pyrage(
     key = make_ssh_key(tmp_path)
     value = tmp_path / "db.age"
     value.write_bytes(crypto.encrypt(b"hunter2\n", [crypto.parse_recipient(key.public, "t")]))
+    # a key of a YAML document: PyYAML is on the launcher's path too
+    document = tmp_path / "app.age"
+    document.write_bytes(
+        crypto.encrypt(b"db:\n  port: 5432\n", [crypto.parse_recipient(key.public, "t")])
+    )
+    port = {"name": "port", "file": str(document), "format": "yaml", "key": ["db", "port"]}
     manifest = tmp_path / "manifest.json"
     manifest.write_text(
         json.dumps(
             {
                 "version": 1,
                 "identityPaths": [str(key.private_path)],
-                "secrets": [{"name": "db", "file": str(value)}],
+                "secrets": [{"name": "db", "file": str(value)}, port],
             }
         )
     )
@@ -415,6 +427,7 @@ def test_the_package_s_launcher_installs_with_only_the_package_and_pyrage(
     )
     assert run.returncode == 0, run.stderr
     assert (root / "run/secrets/db").read_bytes() == b"hunter2\n"
+    assert (root / "run/secrets/port").read_bytes() == b"5432"
     assert "install finished" in run.stderr
     assert not (tmp_path / "ran").exists()
 

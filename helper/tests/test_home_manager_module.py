@@ -177,6 +177,25 @@ def test_secret_of_another_user_fails_naming_secret_user_and_fix(tmp_path: Path)
     assert any(m.startswith('nixseal.userName: user "erin" is not in [users]') for m in unknown)
 
 
+def test_an_entry_takes_a_key_of_the_users_document(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path, "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq")
+    with rules.open("a") as f:
+        f.write('[secrets."carol/app"]\nusers = ["carol"]\nformat = "toml"\n')
+    r = home(
+        mod(
+            f"nixseal.rules = {nix_string(rules)};"
+            ' nixseal.secrets.api = { document = "carol/app"; key = "api/token"; };'
+            ' nixseal.secrets.bad = { document = "dave/token"; key = "x"; format = "json"; };'
+        ),
+        select="{ m = config.nixseal.manifest; f = failedAssertions; }",
+    )
+    api = next(s for s in r["m"]["secrets"] if s["name"] == "api")
+    assert api["file"] == str(tmp_path / "carol/app.age")
+    assert (api["format"], api["key"]) == ("toml", ["api", "token"])
+    assert [m.split(":")[0] for m in r["f"]] == ['nixseal.secrets."bad"']
+    assert 'does not give secret "dave/token" to user "carol"' in r["f"][0]
+
+
 def test_package_missing_names_the_fix() -> None:
     with pytest.raises(NixEvalError) as err:
         evaluate(

@@ -764,6 +764,8 @@ def test_an_install_imports_nothing_of_the_admin_side(scene: Scene, with_templat
     # what only some installs need is imported only by those
     assert ("nixseal.engine.render" in modules) is with_template
     assert ("nixseal.engine.links" in modules) is with_template
+    # documents' parsers: only for a secret taking a key (tests/test_document.py)
+    assert not {"yaml", "tomllib", "configparser", "nixseal.util.document"} & modules
 
 
 # --- the command line without argparse ----------------------------------------------

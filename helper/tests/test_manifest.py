@@ -230,6 +230,41 @@ def test_bad_seals_name_the_field(d: dict[str, Any], message: str) -> None:
     assert message in error_of(d)
 
 
+def _taking(fmt: Any, key: Any) -> dict[str, Any]:
+    return doc(secrets=[{"name": "db/pw", "file": "/f", "format": fmt, "key": key}])
+
+
+def test_a_secret_takes_a_key_of_its_document() -> None:
+    (s,) = parse(_taking("yaml", ["db", "a/b", "0"])).secrets
+    assert (s.format, s.key_path) == ("yaml", ("db", "a/b", "0"))
+    (s,) = parse(doc()).secrets
+    assert (s.format, s.key_path) == ("binary", ())
+    (s,) = parse(_taking("json", [])).secrets  # the whole file
+    assert (s.format, s.key_path) == ("json", ())
+
+
+@pytest.mark.parametrize(
+    ("d", "message"),
+    [
+        (
+            _taking("xml", ["a"]),
+            "secrets[0].format: unknown format 'xml' (expected one of binary, json, yaml, "
+            "toml, dotenv, ini)",
+        ),
+        (_taking(["json"], ["a"]), "secrets[0].format: unknown format ['json']"),
+        (_taking("binary", ["a"]), "secrets[0].key: a binary file has no keys"),
+        (_taking("json", "db/pw"), "secrets[0].key: expected a list, got a string"),
+        (_taking("json", ["db", ""]), "secrets[0].key[1]: expected a non-empty string"),
+        (_taking("json", ["db", 3]), "secrets[0].key[1]: expected a non-empty string, got the"),
+        (_taking("json", ["a\nb"]), "secrets[0].key[0]: unprintable characters"),
+        (_taking("ini", ["pw"]), "secrets[0].key: a key of a ini document has 2 segments, not 1"),
+        (_taking("dotenv", ["a", "b"]), "a key of a dotenv document has 1 segments, not 2"),
+    ],
+)
+def test_bad_formats_and_keys_name_the_entry(d: dict[str, Any], message: str) -> None:
+    assert message in error_of(d)
+
+
 def test_systemd_creds_may_be_given_when_nothing_is_sealed() -> None:
     m = parse(_sealed(None))
     assert m.secrets[0].seal is None and m.systemd_creds == "/bin/systemd-creds"

@@ -125,6 +125,10 @@ def test_malformed_toml_names_line_and_column(tmp_path: Path) -> None:
         ('[secrets.a]\ngenerator = "hex"\npush = "op:/x"', "push: must be a 1Password reference"),
         ('[secrets.a]\nrotate_after = "soon"', "rotate_after: bad duration 'soon'"),
         ('[secrets.a]\narmor = "yes"', "armor: must be true or false"),
+        (
+            '[secrets.a]\nformat = "xml"',
+            '[secrets."a"] format: must be one of binary, json, yaml, toml, dotenv, ini',
+        ),
         ("version = 2", "only version 1 is known"),
         (
             '[secrets.a]\ngenerator = { kind = "hex", command = "x" }',

@@ -82,6 +82,8 @@ def test_secret_entry_defaults_and_primary_group() -> None:
         "restartUnits": [],
         "reloadUnits": [],
         "seal": None,
+        "format": "binary",
+        "key": [],
     }
     assert (by_name["plain"]["owner"], by_name["plain"]["group"]) == ("root", "root")
 
@@ -1540,3 +1542,93 @@ def test_public_of_reads_a_rules_directory(tmp_path: Path) -> None:
     assert f'nixseal.lib.publicOf: {tmp_path}/secrets.toml has no public output "hidden"' in str(
         err.value
     )
+
+
+# --- many values in one file ---------------------------------------------------
+
+
+def _document_rules(directory: Path) -> Path:
+    rules = write_rules(directory)
+    with rules.open("a") as f:
+        f.write('[secrets.app]\nhosts = ["web1"]\nformat = "yaml"\n')
+        f.write('[secrets.elsewhere]\nhosts = ["web2"]\nformat = "json"\n')
+    return rules
+
+
+def test_an_entry_takes_a_key_of_its_rules_document(tmp_path: Path) -> None:
+    rules = _document_rules(tmp_path)
+    m = host(
+        mod(
+            f"nixseal.rules = {nix_string(rules)};"
+            ' nixseal.secrets."app/db-password" = { document = "app"; key = "db/password"; };'
+            ' nixseal.secrets."app/odd" = { document = "app"; key = "a\\\\/b/c\\\\\\\\d/0"; };'
+            " nixseal.secrets.db = { };"
+        )
+    )
+    by_name = {s["name"]: s for s in m["secrets"]}
+    pw = by_name["app/db-password"]
+    # the file and the format are the document's, from the rules
+    assert pw["file"] == str(tmp_path / "app.age")
+    assert (pw["format"], pw["key"]) == ("yaml", ["db", "password"])
+    assert pw["path"] == "/run/secrets/app/db-password"
+    assert by_name["app/odd"]["key"] == ["a/b", "c\\d", "0"]
+    assert (by_name["db"]["format"], by_name["db"]["key"]) == ("binary", [])
+    manifest_mod.parse(json.dumps(m))  # the helper reads what the module writes
+
+
+def test_the_rules_check_goes_through_the_document(tmp_path: Path) -> None:
+    rules = _document_rules(tmp_path)
+    messages = failed(
+        mod(
+            f"nixseal.rules = {nix_string(rules)};"
+            ' nixseal.secrets.x = { document = "elsewhere"; key = "k"; };'
+            ' nixseal.secrets.y = { document = "nowhere"; key = "k"; format = "json"; };'
+        )
+    )
+    assert (
+        f'nixseal.secrets."x": the rules file {rules} does not give secret "elsewhere" to host '
+        '"web1": add "web1" to hosts of [secrets."elsewhere"] and run nixseal rekey, or remove '
+        'nixseal.secrets."x"'
+    ) in messages
+    assert any(
+        m.startswith(f'nixseal.secrets."y": the rules file {rules} has no [secrets."nowhere"]')
+        for m in messages
+    )
+
+
+def test_format_defaults_to_binary_without_rules_and_may_be_set() -> None:
+    m = host(
+        mod(
+            'nixseal.secrets.a.file = "/var/lib/s/a.age";'
+            ' nixseal.secrets.b = { file = "/var/lib/s/b.age"; format = "toml"; key = "x"; };'
+        )
+    )
+    by_name = {s["name"]: s for s in m["secrets"]}
+    assert (by_name["a"]["format"], by_name["a"]["key"]) == ("binary", [])
+    assert (by_name["b"]["format"], by_name["b"]["key"]) == ("toml", ["x"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            'key = "db/password";',
+            'nixseal.secrets."s".key: "db/password" is set but nixseal.secrets."s".format is '
+            '"binary", a file without keys',
+        ),
+        ('format = "json"; key = "a//b";', 'nixseal.secrets."s".key: "a//b" is not a key'),
+        ('format = "json"; key = "a\\\\b";', 'nixseal.secrets."s".key: "a\\b" is not a key'),
+        (
+            'format = "ini"; key = "password";',
+            'nixseal.secrets."s".key: "password" has 1 segments; a key of a ini document has 2',
+        ),
+    ],
+)
+def test_a_key_that_cannot_be_taken_fails_naming_the_option(fields: str, expected: str) -> None:
+    messages = failed(one_secret().replace("};", f"{fields} }};", 1))
+    assert any(m.startswith(expected) for m in messages), messages
+
+
+def test_an_unknown_format_is_refused() -> None:
+    with pytest.raises(NixEvalError, match="format"):
+        host(one_secret(format='"xml"'))

@@ -45,7 +45,7 @@ let
       who = forUser;
       inherit secrets;
       unknown = "nixseal.userName: user \"${user}\" is not in [users] of the rules file ${rulesFile}: add [users.${user}] with the user's key, or set nixseal.userName to the user's name there";
-      notGiven = s: "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to user \"${user}\": add \"${user}\" to users of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\"";
+      notGiven = s: "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.document}\" to user \"${user}\": add \"${user}\" to users of [secrets.\"${s.document}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\"";
     };
 
   # systemd user units exist on Linux only; on macOS a launchd agent runs
@@ -61,6 +61,7 @@ in
     secrets = mkOption {
       type = types.attrsOf (optionsLib.entryType (optionsLib.secretFields {
         inherit (cfg) rules;
+        rulesData = rules;
         pathPrefix = _: cfg.symlinkPath;
         pathPrefixText = "\${config.nixseal.symlinkPath}";
         inherit services;

@@ -60,7 +60,8 @@ let
   # given it, and a sealed one names the id the helper seals it with.
   sealed = s: s.sealCredential or false;
   secretEntry = extra: s: {
-    inherit (s) name path mode owner group reloadUnits;
+    inherit (s) name path mode owner group reloadUnits format;
+    key = let segments = keySegments s.key; in if segments == null then [ s.key ] else segments;
     file = fileString s.file;
     # A credential is copied at start only: restarted even when reloadUnits
     # lists the unit too.
@@ -70,6 +71,56 @@ let
       (extra.${s.name} or [ ]);
     seal = if sealed s then s.credentialName else null;
   };
+
+  # What an age file holds: the value (binary) or a document of values.
+  documentFormats = [ "binary" "json" "yaml" "toml" "dotenv" "ini" ];
+
+  # A secret's `key` as the manifest's list of segments: split on "/",
+  # with "\/" a slash and "\\" a backslash inside a segment; null when
+  # malformed (an empty segment, any other backslash).
+  keySegments = key:
+    if key == "" then
+      [ ]
+    else
+      let
+        step = acc: part:
+          if builtins.isList part then
+            let m = lib.head part; in
+            if m == "/" then acc // { done = acc.done ++ [ acc.cur ]; cur = ""; }
+            else if m == "\\/" then acc // { cur = acc.cur + "/"; }
+            else if m == "\\\\" then acc // { cur = acc.cur + "\\"; }
+            else acc // { bad = true; }
+          else if lib.hasInfix "\\" part then
+            acc // { bad = true; }
+          else
+            acc // { cur = acc.cur + part; };
+        r = lib.foldl' step { done = [ ]; cur = ""; bad = false; } (builtins.split "(\\\\.|/)" key);
+        segments = r.done ++ [ r.cur ];
+      in
+      if r.bad || lib.elem "" segments then null else segments;
+
+  # How many segments a key of a format has, where it is fixed.
+  keyLength = { ini = 2; dotenv = 1; };
+
+  # Messages for secrets whose key cannot be taken from their file.
+  keyProblems = secrets:
+    concatMap
+      (s:
+        let
+          option = "nixseal.secrets.\"${s.name}\"";
+          segments = keySegments s.key;
+        in
+        if s.key == "" then
+          [ ]
+        else if s.format == "binary" then
+          [ "${option}.key: \"${s.key}\" is set but ${option}.format is \"binary\", a file without keys: set format (or format in [secrets.\"${s.document}\"] of the rules file) to the document's, or key = \"\" for the whole file" ]
+        else if segments == null then
+          [ "${option}.key: \"${s.key}\" is not a key: segments joined by \"/\", none empty, with \"\\/\" for a \"/\" and \"\\\\\" for a backslash inside one" ]
+        else if keyLength ? ${s.format} && length segments != keyLength.${s.format} then
+          [ "${option}.key: \"${s.key}\" has ${toString (length segments)} segments; a key of a ${s.format} document has ${toString keyLength.${s.format}} (ini: section/option; dotenv: the variable's name)" ]
+        else
+          [ ])
+      secrets;
 
   templateContent = t:
     if t.content != null then
@@ -86,7 +137,8 @@ let
   };
 in
 rec {
-  inherit placeholderFor placeholderFormats typedPlaceholderFor fileString goodName goodPath placeholdersIn;
+  inherit placeholderFor placeholderFormats typedPlaceholderFor fileString goodName goodPath placeholdersIn
+    documentFormats keySegments;
 
   # Where the NixOS module installs the secrets needed to create users
   # (neededForUsers), from a manifest of their own.
@@ -194,6 +246,7 @@ rec {
     hostileProblems { kind = "nixseal.secrets"; entries = secrets; inherit allowRuntimeDir; }
     ++ hostileProblems { kind = "nixseal.templates"; entries = templates; inherit allowRuntimeDir; }
     ++ duplicatePathProblems (secrets ++ templates)
+    ++ keyProblems secrets
     ++ duplicateNameProblems "secrets" secrets
     ++ duplicateNameProblems "templates" templates
     ++ templateProblems { kind = "nixseal.templates"; inherit templates known; };

@@ -4,7 +4,7 @@
 # and the package, worded for a host or a user.
 { lib }:
 let
-  inherit (import ./manifest.nix { inherit lib; }) placeholderFor placeholderFormats typedPlaceholderFor renderedDir;
+  inherit (import ./manifest.nix { inherit lib; }) placeholderFor placeholderFormats typedPlaceholderFor renderedDir documentFormats;
   inherit (lib) mkOption types literalExpression literalMD;
   names = import ./names.nix;
 in
@@ -76,8 +76,10 @@ rec {
   # A secret's fields for `entryType`. `rules`: the module's nixseal.rules,
   # which gives `file` its default. `pathPrefix entry`: the directory of
   # the default path; `pathPrefixText`, the same as users should read it;
-  # `services`: what restartUnits name (`systemdServices` by default).
-  secretFields = { rules, pathPrefix, pathPrefixText, services ? systemdServices }: { name, config, ... }: {
+  # `services`: what restartUnits name (`systemdServices` by default);
+  # `rulesData`: the rules as parsed (null without them), which give
+  # `format` its default.
+  secretFields = { rules, rulesData ? null, pathPrefix, pathPrefixText, services ? systemdServices }: { name, config, ... }: {
     options = {
       name = mkOption {
         type = types.str;
@@ -91,13 +93,49 @@ rec {
       file = mkOption {
         type = types.path;
         # Without a rules file there is no default: the option must be set.
-        defaultText = literalMD "`<rules dir>/<name>.age` when `nixseal.rules` is set; no default otherwise";
+        defaultText = literalMD "`<rules dir>/<document>.age` when `nixseal.rules` is set; no default otherwise";
         description = ''
           The age-encrypted file. A Nix path is copied into the store (it is
           encrypted, so that is safe); a string is used as given, for files
           already on the target machine.
         '';
-      } // lib.optionalAttrs (rules != null) { default = dirOf rules + "/${config.name}.age"; };
+      } // lib.optionalAttrs (rules != null) { default = dirOf rules + "/${config.document}.age"; };
+      document = mkOption {
+        type = types.str;
+        default = config.name;
+        defaultText = literalExpression "config.name";
+        example = "app";
+        description = ''
+          The secret of the rules file whose age file holds this value: the
+          rules' check that the secret is given here, and `file`'s default,
+          use this name. Several entries may name one document and take a
+          `key` each.
+        '';
+      };
+      format = mkOption {
+        type = types.enum documentFormats;
+        default = if rulesData == null then "binary" else rulesData.secrets.${config.document}.format or "binary";
+        defaultText = literalMD "the `format` of `[secrets.\"<document>\"]` in the rules file when `nixseal.rules` is set, else `binary`";
+        description = ''
+          What the age file holds: `binary`, the value itself, byte for
+          byte; or a whole document of that format (`json`, `yaml`,
+          `toml`, `dotenv` as systemd's `EnvironmentFile=` reads it, `ini`)
+          of which `key` is taken.
+        '';
+      };
+      key = mkOption {
+        type = types.str;
+        default = "";
+        example = "db/password";
+        description = ''
+          The value's key in the document: segments joined by `/` (`\/`
+          for a `/` inside a segment, `\\` for a backslash); a list's
+          index is a decimal segment; an `ini` key is `section/option`, a
+          `dotenv` key the variable's name. The value must be a string,
+          number or boolean, installed as its text. `""`: the whole file,
+          as it is (as sops-nix's `key = ""`).
+        '';
+      };
       path = mkOption {
         type = types.str;
         default = "${pathPrefix config}/${config.name}";

@@ -76,7 +76,8 @@ in
   of = rulesPath: if rulesPath == null then null else read rulesPath;
 
   # Messages for the declared secrets whose file is the rules' own
-  # (`<rules dir>/<name>.age`; a secret with a file of its own is not the
+  # (`<rules dir>/<document>.age`, the document being the secret's name
+  # unless it takes a key of another's file; a secret with a file of its own is not the
   # rules' business) and that the rules do not give `who` (what `forHost`
   # or `forUser` says), none without a rules file. The messages, worded
   # for a host or a user: `unknown`, when the rules do not name `who` at
@@ -84,13 +85,13 @@ in
   # have the secret at all.
   problems = { rulesPath, who, secrets, unknown, notGiven, notInRules ? notGiven }:
     let
-      fromRules = builtins.filter (s: s.file == dirOf rulesPath + "/${s.name}.age") secrets;
+      fromRules = builtins.filter (s: s.file == dirOf rulesPath + "/${s.document}.age") secrets;
     in
     if rulesPath == null then
       [ ]
     else
       optional (fromRules != [ ] && !who.known) unknown
-      ++ concatMap (s: optional (!(who.given ? ${s.name})) (if who.inRules s.name then notGiven s else notInRules s)) fromRules;
+      ++ concatMap (s: optional (!(who.given ? ${s.document})) (if who.inRules s.document then notGiven s else notInRules s)) fromRules;
 
   # Everything a NixOS host needs to know from the rules.
   forHost = rules: host:

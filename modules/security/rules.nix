@@ -18,8 +18,8 @@ let
     who = forHost;
     secrets = lib.attrValues cfg.secrets;
     unknown = "nixseal.hostName: host \"${host}\" is not in [hosts] of the rules file ${rulesFile}: add it (nixseal host add ${host}) or set nixseal.hostName to the host's name there";
-    notGiven = s: "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.name}\" to host \"${host}\": add \"${host}\" to hosts of [secrets.\"${s.name}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\"";
-    notInRules = s: "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} has no [secrets.\"${s.name}\"] for host \"${host}\": add it with hosts = [\"${host}\"] and create the file (nixseal edit ${s.name}), or remove nixseal.secrets.\"${s.name}\"";
+    notGiven = s: "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} does not give secret \"${s.document}\" to host \"${host}\": add \"${host}\" to hosts of [secrets.\"${s.document}\"] and run nixseal rekey, or remove nixseal.secrets.\"${s.name}\"";
+    notInRules = s: "nixseal.secrets.\"${s.name}\": the rules file ${rulesFile} has no [secrets.\"${s.document}\"] for host \"${host}\": add it with hosts = [\"${host}\"] and create the file (nixseal edit ${s.document}), or remove nixseal.secrets.\"${s.name}\"";
   };
 in
 {

@@ -53,6 +53,7 @@ in
     secrets = mkOption {
       type = types.attrsOf (optionsLib.entryType (optionsLib.secretFields {
         inherit (cfg) rules;
+        rulesData = rules;
         pathPrefix = s: if s.neededForUsers then manifestLib.forUsersDir else cfg.symlinkPath;
         pathPrefixText = "\${if neededForUsers then \"${manifestLib.forUsersDir}\" else config.nixseal.symlinkPath}";
       }));

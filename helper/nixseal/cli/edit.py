@@ -1,6 +1,8 @@
 """nixseal edit NAME: change a secret in $EDITOR without plaintext on disk
 (nixseal.repo.edit). Unchanged content is not re-encrypted (no needless
-git diff). A secret in the rules without a file yet starts empty.
+git diff). A secret in the rules without a file yet starts empty. A
+document (the rules' `format`) that does not parse is not kept: the
+editor opens again on it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from nixseal.errors import UsageError
 from nixseal.repo.context import Context, decrypt_secret, encrypt_secret
 from nixseal.repo.edit import cleanup_on_signals, edit_privately
+from nixseal.repo.rules import document_problem
 from nixseal.util import log
 
 EXAMPLES = """\
@@ -31,12 +34,17 @@ def run(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
     name = args.name
     rules = ctx.rules
-    rules.secret(name)
+    fmt = rules.secret(name).format
     exists = rules.file_for(name).exists()
     logger = log.get_logger()
     with cleanup_on_signals():
         original = decrypt_secret(ctx, name) if exists else b""
-        edited = edit_privately(name, original)
+
+        def refuse(edited: bytes) -> str | None:
+            # Unchanged or emptied: said below, without parsing.
+            return None if edited in (original, b"") else document_problem(fmt, edited)
+
+        edited = edit_privately(name, original, refuse)
         if edited == original and exists:
             print(f"{name}: unchanged, not re-encrypted", file=sys.stderr)
             return 0

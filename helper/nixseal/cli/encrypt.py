@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nixseal.errors import UsageError
 from nixseal.repo.context import Context, encrypt_secret
+from nixseal.repo.rules import document_problem
 from nixseal.util import log
 from nixseal.util.paths import display_path
 
@@ -41,10 +42,13 @@ def _read_value(file: str) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
-    ctx.rules.secret(args.name)  # an unknown name fails before reading stdin
+    fmt = ctx.rules.secret(args.name).format  # an unknown name fails before reading stdin
     value = _read_value(args.file)
     if not value and not args.allow_empty:
         raise UsageError(f"{args.name}: empty value, nothing written (--allow-empty to accept)")
+    problem = document_problem(fmt, value) if value else None
+    if problem is not None:
+        raise UsageError(f"{args.name}: {problem}; nothing written")
     encrypt_secret(ctx, args.name, value, new_value=True)
     log.get_logger().info(
         "encrypted", secret=args.name, file=display_path(ctx.rules.file_for(args.name))

@@ -2,8 +2,10 @@
 
 Every age file is read before anything is written, so the ones to decrypt
 are known up front and forked workers can decrypt them (pyrage holds the
-GIL) while the writer installs entries in the manifest's order. This
-process still does every file-system change and log event.
+GIL) while the writer installs entries in the manifest's order. An age
+file that several secrets take keys from (a document) is read and
+decrypted once. This process still does every file-system change and log
+event.
 """
 
 from __future__ import annotations
@@ -51,14 +53,30 @@ def read_inputs(
     anything of it is decrypted.
     """
     inputs: Inputs = {}
+    files: dict[str, tuple[bytes, str] | NixsealError] = {}  # path -> (data, digest)
     for secret in secrets:
         try:
             check_owner(secret)
-            data = _read(secret.file)
+            got = files.get(secret.file)
+            if got is None:
+                try:
+                    data = _read(secret.file)
+                    got = files[secret.file] = (data, sha256(data).hexdigest())
+                except NixsealError as err:
+                    files[secret.file] = err
+                    raise
+            if isinstance(got, NixsealError):
+                raise got
         except NixsealError as err:
             inputs[secret.key] = err
             continue
-        digest = sha256(data).hexdigest()
+        data, digest = got
+        if secret.key_path:
+            # What was taken from the file, not the file alone: a key or a
+            # format changed over the same file must not reuse the old value.
+            digest = sha256(
+                "\0".join((digest, secret.format, *secret.key_path)).encode()
+            ).hexdigest()
         inputs[secret.key] = Input(data, digest, previous.reusable(secret, digest))
     return inputs
 
@@ -98,7 +116,8 @@ class Identities:
 def decryptions(
     todo: list[Secret], inputs: Inputs, identities: Identities, log: Logger
 ) -> Iterator[Plaintexts]:
-    """(secret, plaintext or error) for each secret in todo, in order."""
+    """(secret, plaintext or error) for each secret in todo, in order; each
+    age file decrypted once, for the first secret of todo taking it."""
     loaded = identities.load() if todo else None
     if loaded is None:  # nothing to decrypt, or no usable identity
         error = NixsealError(identities.error)
@@ -110,21 +129,46 @@ def decryptions(
         assert isinstance(ciphertext, Input)
         return _decrypt(ciphertext.data, loaded, secret.file)
 
-    if len(todo) < 2 * FILES_PER_WORKER:
+    firsts: dict[str, Secret] = {}
+    uses: dict[str, int] = {}
+    for s in todo:
+        firsts.setdefault(s.file, s)
+        uses[s.file] = uses.get(s.file, 0) + 1
+    jobs = list(firsts.values())
+    if len(jobs) < 2 * FILES_PER_WORKER:
         # Too few files for two workers: decrypted here, without the pool's imports.
-        yield ((s, _attempt(decrypt, s)) for s in todo)
+        yield _shared(todo, ((s, _attempt(decrypt, s)) for s in jobs), uses)
         return
 
     from nixseal.util import pool
 
-    workers = pool.workers_for(len(todo), FILES_PER_WORKER, loaded)
+    workers = pool.workers_for(len(jobs), FILES_PER_WORKER, loaded)
     with pool.OrderedMap(
         decrypt,
-        todo,
+        jobs,
         workers,
         lambda why: log.warning("decryption workers failed; continuing alone", reason=why),
     ) as results:
-        yield zip(todo, results, strict=True)
+        yield _shared(todo, zip(jobs, results, strict=True), uses)
+
+
+def _shared(
+    todo: list[Secret], files: Iterator[tuple[Secret, bytes | NixsealError]], uses: dict[str, int]
+) -> Plaintexts:
+    """Each secret of todo with its file's plaintext, which files gives once per
+    file in the order of the files' first secrets; a plaintext is dropped when
+    its file's last secret has it."""
+    held: dict[str, bytes | NixsealError] = {}
+    for secret in todo:
+        if secret.file not in held:
+            first, result = next(files)
+            assert first.file == secret.file  # both follow todo's order
+            held[secret.file] = result
+        result = held[secret.file]
+        uses[secret.file] -= 1
+        if not uses[secret.file]:
+            del held[secret.file]
+        yield secret, result
 
 
 def _attempt(decrypt: Callable[[Secret], bytes], secret: Secret) -> bytes | NixsealError:

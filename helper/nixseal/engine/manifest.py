@@ -74,7 +74,10 @@ TOP_KEYS = frozenset(
     }
 )
 _ENTRY_KEYS = {"name", "path", "mode", "owner", "group", "restartUnits", "reloadUnits"}
-_SECRET_KEYS = _ENTRY_KEYS | {"file", "seal"}
+_SECRET_KEYS = _ENTRY_KEYS | {"file", "seal", "format", "key"}
+# What an age file holds: the value as it is, or a document of many values
+# (nixseal.util.document takes one key of it).
+FORMATS = ("binary", "json", "yaml", "toml", "dotenv", "ini")
 _TEMPLATE_KEYS = _ENTRY_KEYS | {"content"}
 
 
@@ -94,6 +97,8 @@ class Secret(NamedTuple):
     reload_units: tuple[str, ...]
     file: str  # the age file, read as given (never under --root)
     seal: str | None = None  # a systemd credential's id: stored as systemd-creds encrypts it
+    format: str = "binary"  # one of FORMATS: what the age file holds
+    key_path: tuple[str, ...] = ()  # the key taken from the document; (): the whole file
 
     @property
     def kind(self) -> str:
@@ -403,7 +408,10 @@ class _Parser:
             # of LoadCredentialEncrypted=ID:PATH); the modules write these only.
             if not is_segment(seal) or len(seal.encode()) > NAME_MAX:
                 raise ManifestError(f"{where}.seal: bad credential name {seal!r}")
-        return Secret(path=path, rel=rel, file=file, seal=seal, **common)
+        fmt, key_path = _document_key(obj, where)
+        return Secret(
+            path=path, rel=rel, file=file, seal=seal, format=fmt, key_path=key_path, **common
+        )
 
     def template(self, value: Any, where: str, symlink: str) -> Template:
         obj = _object(value, where, _TEMPLATE_KEYS)
@@ -436,6 +444,30 @@ class _Parser:
             seen[text] = name
             result[name] = text
         return result
+
+
+def _document_key(obj: Mapping[str, Any], where: str) -> tuple[str, tuple[str, ...]]:
+    """(format, key segments): what a secret takes from its age file."""
+    fmt = obj.get("format", "binary")
+    if fmt not in FORMATS:
+        raise ManifestError(
+            f"{where}.format: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})"
+        )
+    segments = _list(obj.get("key", []), f"{where}.key")
+    for i, segment in enumerate(segments):
+        _string(segment, f"{where}.key[{i}]")
+    if segments and fmt == "binary":
+        raise ManifestError(f"{where}.key: a binary file has no keys (format is binary)")
+    want = _KEY_LENGTH.get(fmt)
+    if segments and want is not None and len(segments) != want:
+        raise ManifestError(
+            f"{where}.key: a key of a {fmt} document has {want} segments, not {len(segments)}"
+        )
+    return fmt, tuple(segments)
+
+
+# ini: section/option; dotenv: the variable's name.
+_KEY_LENGTH = {"ini": 2, "dotenv": 1}
 
 
 def _within(path: str, directory: str) -> bool:

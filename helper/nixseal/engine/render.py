@@ -178,8 +178,9 @@ def _dotenv(value: bytes) -> bytes:
     # systemd (EnvironmentFile=) unescapes \\ \" \$ \` in double quotes and
     # keeps any other backslash; with every backslash doubled a newline in
     # the value is never a continuation. python-dotenv reads it the same.
-    text = _text(value)
-    return ('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"').encode()
+    from nixseal.util.dotenv import quote
+
+    return quote(_text(value)).encode()
 
 
 def _shell(value: bytes) -> bytes:

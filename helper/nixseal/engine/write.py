@@ -8,7 +8,12 @@ verified previous value is reused, hard-linked when owner and mode are the
 same. A secret sealed as a systemd credential (nixseal.engine.seal) is
 decrypted and sealed again at each run, as its file holds no plaintext to
 reuse; whether it changed is still decided on the plaintext's digest, so
-an unchanged value restarts nothing. Nothing here ever logs a value.
+an unchanged value restarts nothing. A secret taking one key of a
+document (nixseal.util.document) is the value of that key: the document
+is parsed once per run, a key it lacks fails the secrets taking it alone,
+and whether a secret changed is decided on its own value, so a change to
+another key of the document restarts nothing of it. Nothing here ever
+logs a value.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from nixseal.util.lean import NamedTuple
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from nixseal.engine.decryption import Inputs, Plaintexts
     from nixseal.models.install import EntryState
@@ -83,6 +89,8 @@ class Writer:
         self.log = log
         self.values: dict[str, bytes] = {}  # secret name -> value, for templates
         self.template_inputs: set[str] = set()
+        # (age file, format) -> its parsed document, or why it gives none
+        self.documents: dict[tuple[str, str], Any] = {}
         if m.templates:  # most hosts have none: the renderer is imported for those that do
             from nixseal.engine.render import referenced
 
@@ -159,7 +167,7 @@ class Writer:
                     assert secret is entry  # both follow the manifest's order
                     if isinstance(result, NixsealError):
                         raise result
-                    value = result
+                    value = self._take(entry, result) if entry.key_path else result
                 if entry.name in self.template_inputs:
                     self.values[entry.name] = value
             else:
@@ -179,6 +187,26 @@ class Writer:
             reason = str(err) if isinstance(err, NixsealError) else os_reason(err)
             kept = self.previous.keep(entry, self.plan.new, self.plan.key)
             return Installed("failed", kept, reason)
+
+    def _take(self, entry: Secret, plaintext: bytes) -> bytes:
+        """The value of entry's key in its document (parsed once per run)."""
+        from nixseal.util import document
+
+        where = (entry.file, entry.format)
+        doc = self.documents.get(where, _UNPARSED)
+        if doc is _UNPARSED:
+            try:
+                doc = document.parse(entry.format, plaintext)
+            except document.DocumentError as err:
+                doc = err
+            self.documents[where] = doc
+        try:
+            if isinstance(doc, document.DocumentError):
+                raise doc
+            return document.take(doc, entry.key_path)
+        except document.DocumentError as err:
+            key = document.key_text(entry.key_path)
+            raise NixsealError(f'{entry.file}: key "{key}": {err}') from None
 
     def _seal(self, name: str, value: bytes) -> bytes:
         from nixseal.engine.seal import seal
@@ -217,6 +245,9 @@ class Writer:
         if missing:
             raise NixsealError(f"secret {missing[0]!r} it uses is not available")
         return render(entry.content, self.values, self.m.placeholders, entry.name)
+
+
+_UNPARSED = object()
 
 
 def stat_mode_differs(value: Value, uid: int | None, gid: int | None, mode: int) -> bool:

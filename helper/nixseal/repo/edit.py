@@ -15,8 +15,9 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -26,6 +27,8 @@ MEMORY_FS = ("tmpfs", "ramfs")
 _CLEANUP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # vim and neovim otherwise keep swap, undo, backup and viminfo/shada files
 # (registers included) that may hold the plaintext on disk.
+# How many times the editor opens on a value that is refused.
+MAX_OPENINGS = 3
 _VIM_FLAGS = ["-n", "-i", "NONE", "--cmd", "set nobackup nowritebackup noundofile"]
 
 
@@ -172,26 +175,51 @@ def run_editor(cmd: list[str]) -> int:
         signal.signal(signal.SIGTTOU, old_ttou)
 
 
-def edit_privately(name: str, original: bytes) -> bytes:
+def edit_privately(
+    name: str, original: bytes, refuse: Callable[[bytes], str | None] | None = None
+) -> bytes:
     """What the admin saved in $EDITOR, starting from original; raises,
-    changing nothing, when the editor fails or is killed."""
+    changing nothing, when the editor fails or is killed.
+
+    refuse says why a saved value cannot be kept (a document that does
+    not parse), or None: the editor is opened again on what was saved, so
+    nothing typed is lost; saved again unchanged, or refused MAX_OPENINGS
+    times, the edit is given up.
+    """
     with private_dir("edit") as d:
         file = d / name.replace("/", "-")
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(original)
-        status = run_editor(editor_command(file))
-        if status < 0:
-            try:
-                sig = signal.Signals(-status).name
-            except ValueError:
-                sig = f"signal {-status}"
-            raise NixsealError(f"editor was killed by {sig}; {name} not changed")
-        if status != 0:
-            raise NixsealError(f"editor exited with status {status}; {name} not changed")
+        refused: bytes | None = None
+        for opened in range(1, MAX_OPENINGS + 1):
+            edited = _run_once(name, file)
+            problem = None if refuse is None else refuse(edited)
+            if problem is None:
+                return edited
+            # An editor run by a script may save the same mistake forever.
+            if edited == refused or opened == MAX_OPENINGS:
+                raise NixsealError(f"{name}: {problem}; not changed")
+            print(
+                f"nixseal edit: error: {name}: {problem}; opening it again "
+                "(save it unchanged to give up)",
+                file=sys.stderr,
+            )
+            refused = edited
+        raise AssertionError  # pragma: no cover (the loop's last turn raises)
+
+
+def _run_once(name: str, file: Path) -> bytes:
+    status = run_editor(editor_command(file))
+    if status < 0:
         try:
-            return file.read_bytes()
-        except OSError as err:
-            raise NixsealError(
-                f"editor removed the file; {name} not changed: {err.strerror}"
-            ) from err
+            sig = signal.Signals(-status).name
+        except ValueError:
+            sig = f"signal {-status}"
+        raise NixsealError(f"editor was killed by {sig}; {name} not changed")
+    if status != 0:
+        raise NixsealError(f"editor exited with status {status}; {name} not changed")
+    try:
+        return file.read_bytes()
+    except OSError as err:
+        raise NixsealError(f"editor removed the file; {name} not changed: {err.strerror}") from err

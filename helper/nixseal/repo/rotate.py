@@ -37,7 +37,7 @@ from nixseal.util.readfile import AGE_FILE_LIMIT, read_regular
 
 
 def is_due(rule: SecretRule, rotated: datetime.datetime | None, when: datetime.datetime) -> bool:
-    if rule.rotate_after is None or (rule.generator is None and rule.source is None):
+    if rule.rotate_after is None or not _rotatable(rule):
         return False
     return rotated is None or when - rotated >= rule.rotate_after
 
@@ -94,7 +94,7 @@ def _rotated(ctx: Context, name: str) -> datetime.datetime | None:
 def check_plan(rules: Rules, names: list[str], push: bool) -> None:
     """Refuse before changing anything when the rules cannot do what is asked."""
     where = display_path(rules.path)
-    manual = [n for n in names if rules.secret(n).generator is None and not rules.secret(n).source]
+    manual = [n for n in names if not _rotatable(rules.secret(n))]
     if manual:
         raise UsageError(
             f"{', '.join(manual)}: no generator or source in {where}; add "
@@ -110,6 +110,10 @@ def check_plan(rules: Rules, names: list[str], push: bool) -> None:
                 f"--push: {', '.join(unpushable)}: no push reference in {where}; add "
                 'push = "op://vault/item/field" to the secret'
             )
+
+
+def _rotatable(rule: SecretRule) -> bool:
+    return rule.generator is not None or rule.source is not None or bool(rule.key_generators)
 
 
 def _public_file(ctx: Context, name: str) -> Path | None:
@@ -158,6 +162,9 @@ def generated_outputs(ctx: Context, name: str) -> tuple[dict[str, bytes], dict[s
 def rotate_one(ctx: Context, name: str, push: bool, current: CurrentValues) -> str | None:
     """Rotate one secret; the public half of its value, if any."""
     rule = ctx.rules.secret(name)
+    if rule.key_generators:
+        _fill_keys(ctx, name, rule)
+        return None
     if rule.generator is not None:
         secret_values, public_values = generated_outputs(ctx, name)
         # Every file encrypted before the first is written: a secret with
@@ -193,6 +200,28 @@ def rotate_one(ctx: Context, name: str, push: bool, current: CurrentValues) -> s
         )
     store_ciphertext(ctx, name, ciphertext_for(ctx.rules, name, value), new_value=True, save=False)
     return None
+
+
+def _fill_keys(ctx: Context, name: str, rule: SecretRule) -> None:
+    """New values for the document's keys that have generators, every other
+    key kept (a document without a file yet starts empty)."""
+    from nixseal.repo.document_keys import fill
+    from nixseal.util.document import DocumentError, split_key
+
+    path = ctx.rules.file_for(name)
+    current = decrypt_secret(ctx, name) if path.exists() else b""
+    values = {}
+    for key, gen in rule.key_generators:
+        segments = split_key(key)
+        assert segments is not None  # the rules parser makes sure
+        values[segments] = generators.generate(gen, f"{name} {key}").value.decode()
+    try:
+        data = fill(rule.format, current, values, display_path(path))
+    except DocumentError as err:
+        raise NixsealError(
+            f"{display_path(path)}: {err}; fix it with `nixseal edit {name}`"
+        ) from err
+    store_ciphertext(ctx, name, ciphertext_for(ctx.rules, name, data), new_value=True, save=False)
 
 
 def needs_op(rule: SecretRule, push: bool) -> bool:

@@ -75,7 +75,35 @@ def check_key(key: str, where: str) -> None:
 
 
 _TOP_KEYS = ("version", "admins", "hosts", "users", "groups", "secrets")
-_SECRET_KEYS = ("hosts", "users", "generator", "source", "push", "rotate_after", "armor", "format")
+_SECRET_KEYS = (
+    "hosts",
+    "users",
+    "generator",
+    "source",
+    "push",
+    "rotate_after",
+    "armor",
+    "format",
+    "keys",
+)
+# What an age file may hold: its value as it is (binary), or a document of
+# many values that hosts take one key of each (docs/daily-work.md).
+FORMATS = ("binary", "json", "yaml", "toml", "dotenv", "ini")
+# Generators that may fill one key of a document: a single text value.
+KEY_KINDS = ("password", "hex", "base64")
+
+
+def document_problem(fmt: str, value: bytes) -> str | None:
+    """Why value is not a document of format fmt (a secret's `format`), or None."""
+    if fmt == "binary":
+        return None
+    from nixseal.util import document
+
+    try:
+        document.parse(fmt, value)
+    except document.DocumentError as err:
+        return str(err)
+    return None
 
 
 @dataclass(frozen=True)
@@ -105,7 +133,10 @@ class SecretRule:
     # name (rotating it gives this one its value) and the output's name.
     part_of: str | None = None
     output: str | None = None
-    format: str = "binary"
+    format: str = "binary"  # one of FORMATS: what the age file holds
+    # A document's keys that `rotate` fills in, each with its generator:
+    # (key as written in the rules, e.g. "db/password"; its generator).
+    key_generators: tuple[tuple[str, Generator], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -611,6 +642,8 @@ class _Parser(GeneratorParser):
         armor = value.get("armor", False)
         if not isinstance(armor, bool):
             raise self.fail(table, "armor", "must be true or false")
+        fmt = self.format(table, value.get("format", "binary"))
+        keys = self.keys(table, value.get("keys"), fmt, generator, source)
         return SecretRule(
             name,
             tuple(dict.fromkeys(host_list)),
@@ -620,7 +653,44 @@ class _Parser(GeneratorParser):
             rotate_after,
             armor,
             push,
+            format=fmt,
+            key_generators=keys,
         )
+
+    def keys(
+        self, table: str, value: Any, fmt: str, generator: Generator | None, source: str | None
+    ) -> tuple[tuple[str, Generator], ...]:
+        """[secrets.X.keys."a/b"] generator = ...: keys of a document rotate fills."""
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.fail(table, "keys", 'must be a table of keys, e.g. keys."db/password"')
+        if fmt == "binary":
+            raise self.fail(table, "keys", 'needs a document: set format (e.g. "yaml")')
+        if generator is not None or source is not None:
+            raise self.fail(
+                table, "keys", "a secret with a generator or a source has no keys to fill"
+            )
+        from nixseal.util.document import KEY_LENGTH, split_key
+
+        out = []
+        for key, spec in value.items():
+            where = f'{table}.keys."{key}"'
+            segments = split_key(key)
+            if segments is None or len(segments) != KEY_LENGTH.get(fmt, len(segments)):
+                raise self.fail(where, None, f"not a key of a {fmt} document")
+            if not isinstance(spec, dict) or set(spec) != {"generator"}:
+                raise self.fail(where, None, 'must hold generator alone, e.g. generator = "hex"')
+            gen = self.generator(where, spec["generator"])
+            if gen is None or gen.kind.value not in KEY_KINDS:
+                raise self.fail(where, "generator", f"must be one of {', '.join(KEY_KINDS)}")
+            out.append((key, gen))
+        return tuple(out)
+
+    def format(self, table: str, value: Any) -> str:
+        if value not in FORMATS:
+            raise self.fail(table, "format", f"must be one of {', '.join(FORMATS)}")
+        return str(value)
 
     def secret_hosts(
         self,
