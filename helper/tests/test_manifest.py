@@ -52,6 +52,7 @@ def test_defaults_fill_what_the_module_may_leave_out() -> None:
         reload_units=(),
         file="/nix/store/x-db.age",
         seal=None,
+        document="db/password",  # the rules secret: its own name
     )
     assert m.systemd_creds is None
 
@@ -574,3 +575,11 @@ def test_paths_too_long_or_too_deep_for_a_link_are_refused() -> None:
     assert message.startswith(f"m.json: secrets[0].path: {deep[:40]!r}... is too deep: ")
     assert message.endswith("its symlink's target would be longer than 4095 bytes")
     parse(doc(secrets=[_secret("a", "/" + "/".join(["d"] * 500) + "/a")]))
+
+
+def test_a_document_names_a_secret() -> None:
+    d = doc()
+    d["secrets"][0].update(document="app", format="yaml", key=["db", "password"])
+    assert parse(d).secrets[0].document == "app"
+    d["secrets"][0]["document"] = "../x"
+    assert error_of(d) == "m.json: secrets[0].document: not a secret name: '../x'"

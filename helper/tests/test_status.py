@@ -178,3 +178,36 @@ def test_unknown_hosts_and_a_bad_ssh_command(fleet: Fleet) -> None:
     assert r.code == 2 and "is empty" in r.err
     r = fleet.repo.run("status", "--ssh", "/nonexistent/ssh", "web1")
     assert r.code == 1 and "cannot run '/nonexistent/ssh': not found" in r.err
+
+
+def test_values_taken_from_one_document_count_as_that_document(fleet: Fleet) -> None:
+    """Two entries take keys of the yaml document `cfg`: status reports
+    `cfg`, up to date while both came from the repository's file, outdated
+    once the file changes, and never the entries as values of their own."""
+    fleet.rules({"app": ["db1", "web1"], "web/token": ["web1"], "cfg": ["web1"]})
+    fleet.repo.encrypt("cfg", b"db:\n  password: p1\nsmtp: s1\n")
+    scene = fleet.hosts["web1"]
+
+    def deploy() -> None:
+        cfg = str(fleet.repo.age_file("cfg"))
+        scene.doc["secrets"] = [
+            {"name": "app", "file": str(fleet.repo.age_file("app"))},
+            {"name": "web/token", "file": str(fleet.repo.age_file("web/token"))},
+            *(
+                {"name": n, "file": cfg, "document": "cfg", "format": "yaml", "key": k}
+                for n, k in (("db-password", ["db", "password"]), ("smtp", ["smtp"]))
+            ),
+        ]
+        r = scene.install()
+        assert r.code == 0, r.err
+
+    deploy()
+    lines = fleet.status("web1", "--strict").text.splitlines()
+    assert "  cfg        up to date" in lines, lines
+    assert not any("db-password" in ln or "smtp" in ln for ln in lines), lines
+    fleet.repo.encrypt("cfg", b"db:\n  password: p2\nsmtp: s1\n")
+    r = fleet.status("web1", "--strict")
+    assert r.code == 1
+    assert "  cfg        outdated  installed from another file than the repository's" in r.text
+    deploy()
+    assert "  cfg        up to date" in fleet.status("web1").text

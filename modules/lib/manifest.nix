@@ -61,6 +61,8 @@ let
   sealed = s: s.sealCredential or false;
   secretEntry = extra: s: {
     inherit (s) name path mode owner group reloadUnits format;
+    # The rules secret whose file this is: what `nixseal status` compares.
+    document = s.document or s.name;
     key = let segments = keySegments s.key; in if segments == null then [ s.key ] else segments;
     file = fileString s.file;
     # A credential is copied at start only: restarted even when reloadUnits

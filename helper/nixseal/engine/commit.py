@@ -67,7 +67,14 @@ class Commit:
         that cannot be written is removed, never left from an older run."""
         installed = {k: e.source for k, e in entries.items()}
         previous = {k: e.source for k, e in self.plan.previous.entries.items()}
-        data = status.document(out.generation, self.m.mount_point, out.states, installed, previous)
+        documents = {
+            s.key: (s.document or s.name, s.format, s.key_path)
+            for s in self.m.secrets
+            if s.key_path or (s.document and s.document != s.name)
+        }
+        data = status.document(
+            out.generation, self.m.mount_point, out.states, installed, previous, documents=documents
+        )
         try:
             self.store.write_status(data)
         except OSError as err:

@@ -74,7 +74,7 @@ TOP_KEYS = frozenset(
     }
 )
 _ENTRY_KEYS = {"name", "path", "mode", "owner", "group", "restartUnits", "reloadUnits"}
-_SECRET_KEYS = _ENTRY_KEYS | {"file", "seal", "format", "key"}
+_SECRET_KEYS = _ENTRY_KEYS | {"file", "seal", "format", "key", "document"}
 # What an age file holds: the value as it is, or a document of many values
 # (nixseal.util.document takes one key of it).
 FORMATS = ("binary", "json", "yaml", "toml", "dotenv", "ini")
@@ -99,6 +99,7 @@ class Secret(NamedTuple):
     seal: str | None = None  # a systemd credential's id: stored as systemd-creds encrypts it
     format: str = "binary"  # one of FORMATS: what the age file holds
     key_path: tuple[str, ...] = ()  # the key taken from the document; (): the whole file
+    document: str = ""  # the rules secret whose age file this is ("": the name)
 
     @property
     def kind(self) -> str:
@@ -409,8 +410,18 @@ class _Parser:
             if not is_segment(seal) or len(seal.encode()) > NAME_MAX:
                 raise ManifestError(f"{where}.seal: bad credential name {seal!r}")
         fmt, key_path = _document_key(obj, where)
+        document = obj.get("document", common["name"])
+        if not isinstance(document, str) or not is_name(document):
+            raise ManifestError(f"{where}.document: not a secret name: {document!r}")
         return Secret(
-            path=path, rel=rel, file=file, seal=seal, format=fmt, key_path=key_path, **common
+            path=path,
+            rel=rel,
+            file=file,
+            seal=seal,
+            format=fmt,
+            key_path=key_path,
+            document=document,
+            **common,
         )
 
     def template(self, value: Any, where: str, symlink: str) -> Template:

@@ -111,4 +111,5 @@ def _record_bound(m: Manifest, previous: Previous) -> int:
     if previous.record is not None:
         links += previous.record.unlink
     keys = [*(e.key for e in m.entries), *previous.entries]
-    return rec.size_bound(entries, units, links) + status.size_bound(keys, m.mount_point)
+    documents = [(s.document or s.name, s.format, s.key_path) for s in m.secrets]
+    return rec.size_bound(entries, units, links) + status.size_bound(keys, m.mount_point, documents)

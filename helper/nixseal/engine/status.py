@@ -34,15 +34,23 @@ def document(
     states: Mapping[EntryState, list[str]],
     installed: Mapping[str, str | None],
     previous: Mapping[str, str | None],
+    *,
+    documents: Mapping[str, tuple[str, str, tuple[str, ...]]] | None = None,
 ) -> bytes:
     """The status of a run: states by entry key; installed and previous map
     entry keys to the source of their value in the new and in the previous
-    generation."""
-    entries = {}
+    generation; documents, the entries that take a key of a document (or
+    another secret's file): (document, format, key), with which the admin
+    finds the source from the repository's file (nixseal.engine.decryption
+    digests a key of a document with them)."""
+    entries: dict[str, dict[str, object]] = {}
     for state, keys in states.items():
         for key in keys:
             source = previous.get(key) if state == "removed" else installed.get(key)
             entries[key] = {"state": state, "source": source or None}
+            of = (documents or {}).get(key)
+            if of is not None:
+                entries[key].update(document=of[0], format=of[1], key=list(of[2]))
     doc = {
         "version": VERSION,
         "generation": generation,
@@ -52,10 +60,18 @@ def document(
     return fastjson.dumps(doc, separators=(",", ":")).encode()
 
 
-def size_bound(keys: Iterable[str], mount_point: str) -> int:
+def size_bound(
+    keys: Iterable[str],
+    mount_point: str,
+    documents: Iterable[tuple[str, str, tuple[str, ...]]] = (),
+) -> int:
     """The most bytes the status of entries keys (the manifest's and the
-    previous record's) can take, counted as record.size_bound counts."""
-    return _HEADER_BYTES + json_len(mount_point) + sum(json_len(k) + _ENTRY_BYTES for k in keys)
+    previous record's) can take, counted as record.size_bound counts, with
+    the documents of the entries that take a key of one."""
+    size = _HEADER_BYTES + json_len(mount_point) + sum(json_len(k) + _ENTRY_BYTES for k in keys)
+    for doc, fmt, key in documents:
+        size += _OF_BYTES + json_len(doc) + json_len(fmt) + sum(json_len(k) + 1 for k in key)
+    return size
 
 
 _HEADER_BYTES = len(document(10**19, "", {}, {}, {}))
@@ -64,3 +80,4 @@ _ENTRY_BYTES = (
     - len(document(0, "", {}, {}, {}))
     + 1
 )
+_OF_BYTES = len(',"document":,"format":,"key":[]')

@@ -152,7 +152,7 @@ def host_status(
             [],
         )
     generations = {d["mountPoint"]: d["generation"] for d in docs}
-    entries: dict[str, tuple[str, str | None]] = {}
+    entries: dict[str, Seen] = {}
     for d in docs:
         entries.update(d["entries"])
     return HostStatus(host, None, generations, compare(rules, host, entries, digests))
@@ -191,7 +191,7 @@ def _checked(doc: Any) -> dict[str, Any]:
     gen, mount, raw = doc.get("generation"), doc.get("mountPoint"), doc.get("entries")
     if type(gen) is not int or not isinstance(mount, str) or not isinstance(raw, dict):
         raise ValueError("generation, mountPoint or entries missing")
-    entries: dict[str, tuple[str, str | None]] = {}
+    entries: dict[str, Seen] = {}
     for key, value in raw.items():
         kind, _, name = str(key).partition(":")
         state = value.get("state") if isinstance(value, dict) else None
@@ -203,60 +203,107 @@ def _checked(doc: Any) -> dict[str, Any]:
             raise ValueError(f"entry {str(key)[:60]!r}")
         if not good_source:
             raise ValueError(f"entry {str(key)[:60]!r}: source")
-        entries[key] = (state, source)
+        entries[key] = (state, source, _of(value, str(key)))
     return {"generation": gen, "mountPoint": mount, "entries": entries}
+
+
+def _of(value: Mapping[str, Any], key: str) -> Of | None:
+    """The document an entry takes a key of (or another secret's file), if any."""
+    if "document" not in value:
+        return None
+    doc, fmt, path = value.get("document"), value.get("format"), value.get("key")
+    if (
+        not isinstance(doc, str)
+        or not isinstance(fmt, str)
+        or not isinstance(path, list)
+        or not all(isinstance(p, str) for p in path)
+    ):
+        raise ValueError(f"entry {key[:60]!r}: document")
+    return Of(doc, fmt, tuple(path))
+
+
+class Of(NamedTuple):
+    document: str
+    format: str
+    key: tuple[str, ...]
+
+    def source(self, file_digest: str | None) -> str | None:
+        """What the host records for a value taken so from a file of this digest."""
+        if file_digest is None or not self.key:
+            return file_digest
+        joined = "\0".join((file_digest, self.format, *self.key))
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+
+Seen = tuple[str, "str | None", "Of | None"]  # state, source, document
 
 
 def compare(
     rules: Rules,
     host: str,
-    entries: Mapping[str, tuple[str, str | None]],
+    entries: Mapping[str, Seen],
     digests: Mapping[str, str | None],
 ) -> list[Row]:
     """Each secret the rules give host, each value it has that they do not,
-    and each template it has."""
+    and each template it has. Entries that take keys of one document (or
+    another secret's file) count as that document: it is up to date when
+    each of them is."""
     given = sorted(n for n, r in rules.secrets.items() if host in r.hosts)
-    rows = [_given(name, entries.get(f"secret:{name}"), digests.get(name)) for name in given]
-    for key, (state, source) in sorted(entries.items()):
+    takers: dict[str, list[tuple[str, Seen]]] = {}
+    for key, seen in entries.items():
         kind, _, name = key.partition(":")
-        if state == "removed" or (kind == "secret" and name in given):
+        if kind == "secret":
+            takers.setdefault(seen[2].document if seen[2] else name, []).append((name, seen))
+    rows = [_given(name, takers.get(name, []), digests.get(name)) for name in given]
+    for doc, taken in sorted(takers.items()):
+        if doc in given:
             continue
-        if kind == "template":
+        for name, (state, source, _of_doc) in taken:
+            if state == "removed" or (source is None and state == "failed"):
+                continue
+            why = (
+                "no longer in the rules"
+                if doc not in rules.secrets
+                else "the rules no longer give it to " + host
+            )
+            if doc != name:
+                why += f" (a value of {doc})"
+            rows.append(Row("secret", name, "removed", why, source, digests.get(doc)))
+    for key, (state, _source, _of_doc) in sorted(entries.items()):
+        kind, _, name = key.partition(":")
+        if kind == "template" and state != "removed":
             detail = "its last install failed" if state == "failed" else None
             rows.append(
                 Row(kind, name, "failed" if state == "failed" else state, detail, None, None)
             )
-        elif source is not None or state != "failed":  # it has a value
-            why = (
-                "no longer in the rules"
-                if name not in rules.secrets
-                else "the rules no longer give it to " + host
-            )
-            rows.append(Row(kind, name, "removed", why, source, digests.get(name)))
     return rows
 
 
-def _given(name: str, entry: tuple[str, str | None] | None, repo: str | None) -> Row:
-    if entry is None or entry[0] == "removed":
-        why = (
-            "not declared by its configuration"
-            if entry is None
-            else "removed from its configuration"
-        )
+def _given(name: str, taken: list[tuple[str, Seen]], repo: str | None) -> Row:
+    """A secret the rules give the host, from the entries that take from its file."""
+    live = [(n, seen) for n, seen in taken if seen[0] != "removed"]
+    if not live:
+        why = "removed from its configuration" if taken else "not declared by its configuration"
         return Row("secret", name, "missing", why, None, repo)
-    state, source = entry
-    if state == "failed":
-        kept = "it keeps the value it had" if source is not None else "it has no value"
-        return Row("secret", name, "failed", f"its last install failed; {kept}", source, repo)
-    if source is not None and source == repo:
-        return Row("secret", name, "up to date", None, source, repo)
+    whole = next((seen[1] for n, seen in live if n == name and seen[2] is None), None)
+    failed = [seen for _, seen in live if seen[0] == "failed"]
+    if failed:
+        kept = (
+            "it keeps the value it had"
+            if all(seen[1] is not None for seen in failed)
+            else "it has no value"
+        )
+        return Row("secret", name, "failed", f"its last install failed; {kept}", whole, repo)
+    expected = [(seen[1], seen[2].source(repo) if seen[2] else repo) for _, seen in live]
+    if repo is not None and all(got is not None and got == want for got, want in expected):
+        return Row("secret", name, "up to date", None, whole or repo, repo)
     if repo is None:
         why = "the repository has no file for it"
-    elif source is None:
+    elif any(got is None for got, _ in expected):
         why = "installed from a file of unknown hash"
     else:
         why = "installed from another file than the repository's"
-    return Row("secret", name, "outdated", why, source, repo)
+    return Row("secret", name, "outdated", why, whole, repo)
 
 
 def to_json(rules: Rules, results: Iterable[HostStatus]) -> StatusReportJson:
