@@ -156,7 +156,7 @@ lib.concatStringsSep "\n" [
   ''
   (section "NixOS module" nixosIntro (docsOf nixos))
   (section "home-manager module"
-    "Import the flake's home-manager module (the module `modules/home-manager`) in a user's configuration. Paths may start with `%r`, the user's `$XDG_RUNTIME_DIR` (on macOS, the user's temporary directory, `getconf DARWIN_USER_TEMP_DIR`). The user unit `nixseal.service` (wanted by `default.target`) installs the secrets with the user's own keys at login and when a switch changes the manifest; order user services that read them `After=nixseal.service`. On macOS the launchd agent `org.nix-community.home.nixseal` (`RunAtLoad`) does, and `restartUnits` name the user's launchd agents by label."
+    "Import the flake's home-manager module (the module `modules/home-manager`) in a user's configuration. Paths may start with `%r`, the user's `$XDG_RUNTIME_DIR` (on macOS, the user's temporary directory, `getconf DARWIN_USER_TEMP_DIR`, where `mountPoint` gets a RAM disk of the user's own). The user unit `nixseal.service` (wanted by `default.target`) installs the secrets with the user's own keys at login and when a switch changes the manifest; order user services that read them `After=nixseal.service`. On macOS the launchd agent `org.nix-community.home.nixseal` (`RunAtLoad`) does, and `restartUnits` name the user's launchd agents by label."
     (docsOf home)
   )
   (section "nix-darwin module" darwinIntro (docsOf darwin))

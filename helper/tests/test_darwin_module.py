@@ -214,7 +214,11 @@ def test_home_manager_on_macos_names_launchd_labels() -> None:
         'nixseal.secrets."carol/token" = { file = "/s/token.age"; restartUnits = [ "org.nix-community.home.app" ]; };',
     )
     assert isinstance(m, dict)
+    # platform darwin and userMode: the helper mounts a RAM disk of the
+    # user's on mountPoint (tests/test_darwin.py), inside %r, the temporary
+    # directory; symlinkPath beside it only points into it.
     assert (m["platform"], m["userMode"]) == ("darwin", True)
+    assert (m["mountPoint"], m["symlinkPath"]) == ("%r/secrets.d", "%r/secrets")
     assert m["secrets"][0]["path"] == "%r/secrets/carol/token"
     parsed = manifest_mod.expand_runtime_dir(
         manifest_mod.parse(json.dumps(m)), "/var/folders/xy/abc/T/"

@@ -2,10 +2,11 @@
 # rules file, decrypted with the user's identity by a systemd user unit
 # running `nixseal install` in user mode, into $XDG_RUNTIME_DIR (`%r`). On
 # macOS a launchd agent runs it instead, and `%r` is the user's temporary
-# directory (`getconf DARWIN_USER_TEMP_DIR`), as agenix's and sops-nix's
-# home-manager modules use there. The entries' options, the manifest and
-# its checks are the NixOS module's (../lib); owners are not: every file
-# belongs to the user.
+# directory (`getconf DARWIN_USER_TEMP_DIR`), which is on the disk: there
+# the helper mounts a RAM disk of the user's own on the mount point and
+# writes the plaintext only to it (docs/darwin.md). The entries' options,
+# the manifest and its checks are the NixOS module's (../lib); owners are
+# not: every file belongs to the user.
 { config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption mkIf types literalExpression literalMD attrValues optional;
@@ -160,7 +161,9 @@ in
       # arguments, and home-manager's activation boots a changed agent out
       # and in again, which runs it. launchd gives an agent no runtime
       # directory: `%r` is the user's temporary directory, asked of the
-      # system each run (it differs between users and machines).
+      # system each run (it differs between users and machines). It only
+      # holds the mount point, the lock and symlinks: the user-mode darwin
+      # manifest makes the helper mount a RAM disk of the user's there.
       launchd.agents.nixseal = {
         enable = true;
         config = {

@@ -46,6 +46,7 @@ class Activation:
         self.root = root
         self.dry_run = dry_run
         self.mount = mount and not manifest.user_mode and os.geteuid() == 0
+        self.make_disk = mount  # a user's RAM disk on macOS needs no root
         self.log = log
         self.chown = not manifest.user_mode and os.geteuid() == 0
         self.accounts = None if manifest.user_mode else Accounts(root)
@@ -113,6 +114,10 @@ class Activation:
             self.store = gen.Store.existing(self.top, self.m.mount_point, shown)
             return
         self.store = gen.Store.open(self.top, self.m.mount_point, shown, self.keys_gid)
+        if self.m.user_mode and self.m.platform == DARWIN:
+            # No runtime directory in memory to use: the user's own RAM disk.
+            self.store.user_ram_disk(make=self.make_disk)
+            return
         if self.mount:
             self.store.mount(self.m.use_tmpfs, self.keys_gid or 0, self.m.platform == DARWIN)
         self.store.ensure_mode(self.keys_gid)

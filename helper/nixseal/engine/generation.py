@@ -44,6 +44,7 @@ from nixseal.util.safepath import (
 )
 
 DIR_MODE = 0o751  # others may traverse to their own file; only `keys` may list
+USER_DISK_MODE = 0o700  # a user's own RAM disk on macOS: everything in it is theirs
 MS_NOSUID = 2
 MS_NODEV = 4
 RECORD_LIMIT = 256 << 20
@@ -184,19 +185,67 @@ class Store:
         self.ensure_mode(gid)
         return True
 
-    def ensure_mode(self, gid: int | None) -> None:
-        """root:gid (when given) and 0751: also when it exists, as a killed run may
+    def user_ram_disk(self, make: bool) -> None:
+        """macOS user mode: the mount point is a RAM disk of this user's, made
+        unless make is False, or an error before anything is written.
+
+        A file system already mounted here is reused only when it is one
+        (nixseal.engine.darwin.foreign); else nothing is written at all: the
+        plaintext would go to a disk or to a volume another user controls.
+        """
+        from nixseal.engine import darwin
+
+        uid, gid, name = darwin.account()
+        here, above = os.fstat(self.dir.fd), os.fstat(self.parent.fd)
+        found = darwin.listed(self.path, self.shown)
+        if found is not None:
+            why = darwin.foreign(*found, name, self.shown)
+            if why is not None:
+                raise GenerationError(
+                    f"{self.shown}: refusing the file system mounted here: {why}; "
+                    "unmount it or set nixseal.mountPoint elsewhere"
+                )
+        elif here.st_dev != above.st_dev:
+            raise GenerationError(
+                f"{self.shown}: refusing the file system mounted here: mount does not list "
+                "it; unmount it or set nixseal.mountPoint elsewhere"
+            )
+        elif not make:
+            raise GenerationError(
+                f"{self.shown}: no RAM disk is mounted here and --no-mount was given: "
+                "on macOS per-user secrets are written to a RAM disk only"
+            )
+        else:
+            step()
+            device = darwin.mount_user_ram_disk(self.path, uid, gid, name, self.shown)
+            try:
+                self._open(create=False, gid=None)  # the new volume's root
+                self._own_top(uid)
+            except GenerationError:
+                darwin.detach(device)
+                raise
+            return
+        self._own_top(uid)
+
+    def _own_top(self, uid: int) -> None:
+        if os.fstat(self.dir.fd).st_uid != uid:
+            raise GenerationError(
+                f"{self.shown}: refusing the file system mounted here: its top directory "
+                "is another user's; unmount it or set nixseal.mountPoint elsewhere"
+            )
+        self.ensure_mode(None, USER_DISK_MODE)
+
+    def ensure_mode(self, gid: int | None, mode: int = DIR_MODE) -> None:
+        """root:gid (when given) and mode: also when it exists, as a killed run may
         have left it between mkdir and chown, and nothing else would fix that."""
         st = os.fstat(self.dir.fd)
-        if stat.S_IMODE(st.st_mode) == DIR_MODE and (
-            gid is None or (st.st_uid, st.st_gid) == (0, gid)
-        ):
+        if stat.S_IMODE(st.st_mode) == mode and (gid is None or (st.st_uid, st.st_gid) == (0, gid)):
             return
         step()
         try:
             if gid is not None:
                 os.fchown(self.dir.fd, 0, gid)
-            os.fchmod(self.dir.fd, DIR_MODE)
+            os.fchmod(self.dir.fd, mode)
         except OSError as err:
             raise GenerationError(
                 f"{self.shown}: cannot set owner and mode: {err.strerror}"
