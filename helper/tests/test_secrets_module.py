@@ -84,6 +84,7 @@ def test_secret_entry_defaults_and_primary_group() -> None:
         "seal": None,
         "format": "binary",
         "key": [],
+        "document": "grafana/admin",  # the rules secret: its own name
     }
     assert (by_name["plain"]["owner"], by_name["plain"]["group"]) == ("root", "root")
 
